@@ -1,0 +1,514 @@
+#include "dtmm/builder.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+
+#include "crc32.h"
+
+namespace dtmm {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& op, const std::string& what) {
+  throw std::invalid_argument("op '" + op + "': " + what);
+}
+
+template <typename T>
+std::vector<uint8_t> as_bytes(const T& value) {
+  std::vector<uint8_t> b(sizeof(T));
+  std::memcpy(b.data(), &value, sizeof(T));
+  return b;
+}
+
+std::string shape_str(const std::vector<int32_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+// TFLite's CalculateActivationRangeQuantized for int8 outputs.
+void activation_range(int32_t activation, const TensorSpec& out, const std::string& op,
+                      int32_t* lo, int32_t* hi) {
+  const auto quantize = [&](float f) {
+    return out.zero_point + static_cast<int32_t>(std::round(f / out.scale));
+  };
+  *lo = -128;
+  *hi = 127;
+  switch (static_cast<Activation>(activation)) {
+    case Activation::kNone: break;
+    case Activation::kRelu: *lo = std::max(*lo, quantize(0.0f)); break;
+    case Activation::kRelu6:
+      *lo = std::max(*lo, quantize(0.0f));
+      *hi = std::min(*hi, quantize(6.0f));
+      break;
+    case Activation::kReluN1To1:
+      *lo = std::max(*lo, quantize(-1.0f));
+      *hi = std::min(*hi, quantize(1.0f));
+      break;
+    default: fail(op, "unsupported fused activation " + std::to_string(activation));
+  }
+  if (*lo > *hi) fail(op, "fused activation range is empty for the output quantization");
+}
+
+// TFLite's ComputePaddingWithOffset and ComputeOutSize.
+int32_t window_out_size(int32_t padding, int32_t in, int32_t filter, int32_t stride,
+                        int32_t dilation) {
+  const int32_t effective = (filter - 1) * dilation + 1;
+  if (padding == DTMM_PAD_SAME) return (in + stride - 1) / stride;
+  return (in - effective + stride) / stride;
+}
+
+int32_t window_pad(int32_t padding, int32_t in, int32_t filter, int32_t stride, int32_t dilation) {
+  if (padding != DTMM_PAD_SAME) return 0;
+  const int32_t out = window_out_size(padding, in, filter, stride, dilation);
+  const int32_t effective = (filter - 1) * dilation + 1;
+  const int32_t total = std::max((out - 1) * stride + effective - in, 0);
+  return total / 2;
+}
+
+void check_quantized(const TensorSpec& t, const std::string& op) {
+  if (t.dtype == DTMM_INT8 && !(t.scale > 0.0f))
+    fail(op, "tensor '" + t.name + "' is int8 but has no positive quantization scale");
+}
+
+}  // namespace
+
+void quantize_multiplier(double m, int32_t* quantized, int32_t* shift) {
+  if (m == 0.0) {
+    *quantized = 0;
+    *shift = 0;
+    return;
+  }
+  int exponent = 0;
+  const double q = std::frexp(m, &exponent);
+  int64_t q_fixed = static_cast<int64_t>(std::round(q * static_cast<double>(int64_t{1} << 31)));
+  if (q_fixed == (int64_t{1} << 31)) {
+    q_fixed /= 2;
+    ++exponent;
+  }
+  if (exponent < -31) {
+    exponent = 0;
+    q_fixed = 0;
+  }
+  *quantized = static_cast<int32_t>(q_fixed);
+  *shift = exponent;
+}
+
+BlobBuilder::BlobBuilder() { strings_.push_back('\0'); }
+
+uint32_t BlobBuilder::add_data(const void* data, size_t size, size_t align) {
+  while ((sizeof(dtmm_blob_header) + data_.size()) % align) data_.push_back(0);
+  const uint32_t offset = static_cast<uint32_t>(sizeof(dtmm_blob_header) + data_.size());
+  const uint8_t* p = static_cast<const uint8_t*>(data);
+  data_.insert(data_.end(), p, p + size);
+  return offset;
+}
+
+uint32_t BlobBuilder::add_string(const std::string& s) {
+  const uint32_t offset = static_cast<uint32_t>(strings_.size());
+  strings_ += s;
+  strings_.push_back('\0');
+  return offset;
+}
+
+uint32_t BlobBuilder::add_tensor(const TensorSpec& s, uint8_t storage, uint32_t offset) {
+  if (s.shape.size() > DTMM_MAX_RANK)
+    throw std::invalid_argument("tensor '" + s.name + "': rank " + std::to_string(s.shape.size()) +
+                                " exceeds the maximum of " + std::to_string(DTMM_MAX_RANK));
+  dtmm_tensor_record r{};
+  r.dtype = static_cast<uint8_t>(s.dtype);
+  r.rank = static_cast<uint8_t>(s.shape.size());
+  r.storage = storage;
+  r.quant_axis = static_cast<uint8_t>(s.quant_axis);
+  uint64_t n = 1;
+  for (size_t i = 0; i < s.shape.size(); ++i) {
+    if (s.shape[i] < 1)
+      throw std::invalid_argument("tensor '" + s.name + "': shape " + shape_str(s.shape) +
+                                  " has a non-positive dimension");
+    r.dims[i] = s.shape[i];
+    n *= static_cast<uint64_t>(s.shape[i]);
+  }
+  const uint64_t es = s.dtype == DTMM_INT8 ? 1 : 4;
+  if (n * es > UINT32_MAX) throw std::invalid_argument("tensor '" + s.name + "' is too large");
+  r.size = static_cast<uint32_t>(n * es);
+  r.offset = offset;
+  r.scale = s.scale;
+  r.zero_point = s.zero_point;
+  if (s.channel_scales.size() > 1) {
+    r.num_channels = static_cast<uint32_t>(s.channel_scales.size());
+    std::vector<int32_t> zps = s.channel_zero_points;
+    zps.resize(s.channel_scales.size(), 0);
+    r.channels_offset = add_data(s.channel_scales.data(), 4 * s.channel_scales.size(), 4);
+    add_data(zps.data(), 4 * zps.size(), 4);
+  }
+  r.name = add_string(s.name);
+  specs_.push_back(s);
+  tensors_.push_back(r);
+  return static_cast<uint32_t>(tensors_.size() - 1);
+}
+
+uint32_t BlobBuilder::add_activation(const TensorSpec& spec, uint32_t arena_offset) {
+  return add_tensor(spec, DTMM_STORAGE_ARENA, arena_offset);
+}
+
+uint32_t BlobBuilder::add_constant(const TensorSpec& spec, const void* data, size_t size) {
+  const uint32_t offset = add_data(data, size, DTMM_CONST_ALIGN);
+  const uint32_t index = add_tensor(spec, DTMM_STORAGE_CONST, offset);
+  if (tensors_[index].size != size)
+    throw std::invalid_argument("constant '" + spec.name + "': " + std::to_string(size) +
+                                " bytes given, shape " + shape_str(spec.shape) + " needs " +
+                                std::to_string(tensors_[index].size));
+  return index;
+}
+
+const TensorSpec& BlobBuilder::spec(uint32_t index, const std::string& op) const {
+  if (index >= specs_.size()) fail(op, "tensor index " + std::to_string(index) + " out of range");
+  return specs_[index];
+}
+
+std::vector<uint8_t> BlobBuilder::params_for(int32_t type, const std::vector<uint32_t>& in,
+                                             const std::vector<uint32_t>& out,
+                                             const OpOptions& o, const std::string& name) {
+  const auto need_inputs = [&](size_t lo, size_t hi) {
+    if (in.size() < lo || in.size() > hi || out.size() != 1)
+      fail(name, "expects " + std::to_string(lo) + ".." + std::to_string(hi) +
+                     " inputs and 1 output, got " + std::to_string(in.size()) + " and " +
+                     std::to_string(out.size()));
+  };
+  switch (type) {
+    case DTMM_OP_CONV_2D:
+    case DTMM_OP_DEPTHWISE_CONV_2D: {
+      need_inputs(2, 3);
+      const TensorSpec& x = spec(in[0], name);
+      const TensorSpec& w = spec(in[1], name);
+      const TensorSpec& y = spec(out[0], name);
+      check_quantized(x, name);
+      check_quantized(y, name);
+      if (x.shape.size() != 4 || w.shape.size() != 4 || y.shape.size() != 4)
+        fail(name, "expects 4-D input, filter and output, got " + shape_str(x.shape) + ", " +
+                       shape_str(w.shape) + ", " + shape_str(y.shape));
+      dtmm_conv_params p{};
+      p.stride_h = o.stride_h;
+      p.stride_w = o.stride_w;
+      p.dilation_h = o.dilation_h;
+      p.dilation_w = o.dilation_w;
+      if (p.stride_h < 1 || p.stride_w < 1 || p.dilation_h < 1 || p.dilation_w < 1)
+        fail(name, "strides and dilations must be >= 1");
+      const int32_t kh = w.shape[1], kw = w.shape[2];
+      const int32_t oh = window_out_size(o.padding, x.shape[1], kh, p.stride_h, p.dilation_h);
+      const int32_t ow = window_out_size(o.padding, x.shape[2], kw, p.stride_w, p.dilation_w);
+      if (oh != y.shape[1] || ow != y.shape[2])
+        fail(name, "output spatial size " + std::to_string(y.shape[1]) + "x" +
+                       std::to_string(y.shape[2]) + " does not match the expected " +
+                       std::to_string(oh) + "x" + std::to_string(ow));
+      p.pad_h = window_pad(o.padding, x.shape[1], kh, p.stride_h, p.dilation_h);
+      p.pad_w = window_pad(o.padding, x.shape[2], kw, p.stride_w, p.dilation_w);
+      p.depth_multiplier = type == DTMM_OP_DEPTHWISE_CONV_2D ? o.depth_multiplier : 0;
+      p.input_offset = -x.zero_point;
+      p.output_offset = y.zero_point;
+      activation_range(o.activation, y, name, &p.act_min, &p.act_max);
+      const int32_t channels = type == DTMM_OP_CONV_2D ? w.shape[0] : w.shape[3];
+      std::vector<int32_t> table(2 * static_cast<size_t>(channels));
+      for (int32_t c = 0; c < channels; ++c) {
+        const float ws = w.channel_scales.size() > 1 ? w.channel_scales.at(c) : w.scale;
+        const double effective = static_cast<double>(x.scale) * static_cast<double>(ws) /
+                                 static_cast<double>(y.scale);
+        quantize_multiplier(effective, &table[c], &table[channels + c]);
+      }
+      p.quant_offset = add_data(table.data(), 4 * table.size(), 4);
+      return as_bytes(p);
+    }
+    case DTMM_OP_FULLY_CONNECTED: {
+      need_inputs(2, 3);
+      const TensorSpec& x = spec(in[0], name);
+      const TensorSpec& w = spec(in[1], name);
+      const TensorSpec& y = spec(out[0], name);
+      check_quantized(x, name);
+      check_quantized(y, name);
+      if (w.shape.size() != 2) fail(name, "expects 2-D weights, got " + shape_str(w.shape));
+      dtmm_fc_params p{};
+      p.input_offset = -x.zero_point;
+      p.filter_offset = -w.zero_point;
+      p.output_offset = y.zero_point;
+      activation_range(o.activation, y, name, &p.act_min, &p.act_max);
+      const bool per_channel = w.channel_scales.size() > 1;
+      p.num_channels = per_channel ? static_cast<uint32_t>(w.shape[0]) : 1;
+      std::vector<int32_t> table(2 * static_cast<size_t>(p.num_channels));
+      for (uint32_t c = 0; c < p.num_channels; ++c) {
+        const float ws = per_channel ? w.channel_scales.at(c) : w.scale;
+        const double effective = static_cast<double>(x.scale) * static_cast<double>(ws) /
+                                 static_cast<double>(y.scale);
+        quantize_multiplier(effective, &table[c], &table[p.num_channels + c]);
+      }
+      p.quant_offset = add_data(table.data(), 4 * table.size(), 4);
+      return as_bytes(p);
+    }
+    case DTMM_OP_ADD: {
+      need_inputs(2, 2);
+      const TensorSpec& a = spec(in[0], name);
+      const TensorSpec& b = spec(in[1], name);
+      const TensorSpec& y = spec(out[0], name);
+      check_quantized(a, name);
+      check_quantized(b, name);
+      check_quantized(y, name);
+      dtmm_add_params p{};
+      p.left_shift = 20;
+      p.input1_offset = -a.zero_point;
+      p.input2_offset = -b.zero_point;
+      p.output_offset = y.zero_point;
+      const double twice_max = 2 * static_cast<double>(std::max(a.scale, b.scale));
+      quantize_multiplier(static_cast<double>(a.scale) / twice_max, &p.input1_multiplier,
+                          &p.input1_shift);
+      quantize_multiplier(static_cast<double>(b.scale) / twice_max, &p.input2_multiplier,
+                          &p.input2_shift);
+      quantize_multiplier(twice_max / ((1 << p.left_shift) * static_cast<double>(y.scale)),
+                          &p.output_multiplier, &p.output_shift);
+      activation_range(o.activation, y, name, &p.act_min, &p.act_max);
+      return as_bytes(p);
+    }
+    case DTMM_OP_MUL: {
+      need_inputs(2, 2);
+      const TensorSpec& a = spec(in[0], name);
+      const TensorSpec& b = spec(in[1], name);
+      const TensorSpec& y = spec(out[0], name);
+      check_quantized(a, name);
+      check_quantized(b, name);
+      check_quantized(y, name);
+      dtmm_mul_params p{};
+      p.input1_offset = -a.zero_point;
+      p.input2_offset = -b.zero_point;
+      p.output_offset = y.zero_point;
+      quantize_multiplier(static_cast<double>(a.scale) * static_cast<double>(b.scale) /
+                              static_cast<double>(y.scale),
+                          &p.output_multiplier, &p.output_shift);
+      activation_range(o.activation, y, name, &p.act_min, &p.act_max);
+      return as_bytes(p);
+    }
+    case DTMM_OP_AVERAGE_POOL_2D:
+    case DTMM_OP_MAX_POOL_2D: {
+      need_inputs(1, 1);
+      const TensorSpec& x = spec(in[0], name);
+      const TensorSpec& y = spec(out[0], name);
+      if (x.shape.size() != 4 || y.shape.size() != 4)
+        fail(name, "expects 4-D input and output, got " + shape_str(x.shape) + " and " +
+                       shape_str(y.shape));
+      if (x.scale != y.scale || x.zero_point != y.zero_point)
+        fail(name, "input and output quantization differ (TFLite requires them equal)");
+      dtmm_pool_params p{};
+      p.stride_h = o.stride_h;
+      p.stride_w = o.stride_w;
+      p.filter_h = o.filter_h;
+      p.filter_w = o.filter_w;
+      const int32_t oh = window_out_size(o.padding, x.shape[1], o.filter_h, o.stride_h, 1);
+      const int32_t ow = window_out_size(o.padding, x.shape[2], o.filter_w, o.stride_w, 1);
+      if (oh != y.shape[1] || ow != y.shape[2])
+        fail(name, "output spatial size does not match the pooling window");
+      p.pad_h = window_pad(o.padding, x.shape[1], o.filter_h, o.stride_h, 1);
+      p.pad_w = window_pad(o.padding, x.shape[2], o.filter_w, o.stride_w, 1);
+      activation_range(o.activation, y, name, &p.act_min, &p.act_max);
+      return as_bytes(p);
+    }
+    case DTMM_OP_MEAN: {
+      need_inputs(1, 1);
+      const TensorSpec& x = spec(in[0], name);
+      const TensorSpec& y = spec(out[0], name);
+      check_quantized(x, name);
+      check_quantized(y, name);
+      dtmm_mean_params p{};
+      int64_t count = 1;
+      for (int32_t a : o.axes) {
+        const int32_t axis = a < 0 ? a + static_cast<int32_t>(x.shape.size()) : a;
+        if (axis < 0 || axis >= static_cast<int32_t>(x.shape.size()))
+          fail(name, "axis " + std::to_string(a) + " out of range for input " + shape_str(x.shape));
+        if (!(p.axis_mask & (1u << axis))) count *= x.shape[axis];
+        p.axis_mask |= 1u << axis;
+      }
+      if (p.axis_mask == 0) fail(name, "no axes to reduce");
+      p.input_zero_point = x.zero_point;
+      p.output_zero_point = y.zero_point;
+      int32_t mult = 0, shift = 0;
+      quantize_multiplier(static_cast<double>(x.scale) / static_cast<double>(y.scale), &mult,
+                          &shift);
+      // Fold 1/count into the multiplier exactly as TFLite's QuantizedMeanOrSum.
+      int s = 63;
+      for (uint64_t v = static_cast<uint64_t>(count); !(v & (uint64_t{1} << 63)); v <<= 1) --s;
+      s = std::min(s, 32);
+      s = std::min(s, 31 + shift);
+      p.multiplier = static_cast<int32_t>((static_cast<int64_t>(mult) << s) / count);
+      p.shift = shift - s;
+      return as_bytes(p);
+    }
+    case DTMM_OP_PAD: {
+      need_inputs(1, 1);
+      const TensorSpec& x = spec(in[0], name);
+      const TensorSpec& y = spec(out[0], name);
+      if (x.scale != y.scale || x.zero_point != y.zero_point)
+        fail(name, "input and output quantization differ");
+      if (o.pad_before.size() != x.shape.size() || o.pad_after.size() != x.shape.size())
+        fail(name, "padding must have one (before, after) pair per input axis");
+      dtmm_pad_params p{};
+      for (size_t d = 0; d < x.shape.size(); ++d) {
+        p.before[d] = o.pad_before[d];
+        p.after[d] = o.pad_after[d];
+      }
+      p.pad_value = o.has_pad_value ? o.pad_value : y.zero_point;
+      return as_bytes(p);
+    }
+    case DTMM_OP_CONCATENATION: {
+      if (in.empty() || out.size() != 1) fail(name, "expects inputs and 1 output");
+      const TensorSpec& y = spec(out[0], name);
+      for (uint32_t t : in) {
+        const TensorSpec& x = spec(t, name);
+        if (x.scale != y.scale || x.zero_point != y.zero_point)
+          fail(name, "input '" + x.name + "' quantization differs from the output's");
+      }
+      dtmm_concat_params p{};
+      p.axis = o.axis < 0 ? o.axis + static_cast<int32_t>(y.shape.size()) : o.axis;
+      return as_bytes(p);
+    }
+    case DTMM_OP_RESHAPE:
+      need_inputs(1, 1);
+      return {};
+    case DTMM_OP_SOFTMAX: {
+      need_inputs(1, 1);
+      const TensorSpec& x = spec(in[0], name);
+      const TensorSpec& y = spec(out[0], name);
+      check_quantized(x, name);
+      if (y.scale != 1.0f / 256 || y.zero_point != -128)
+        fail(name, "int8 softmax output must have scale 1/256 and zero point -128");
+      constexpr int kScaledDiffIntegerBits = 5;
+      dtmm_softmax_params p{};
+      const double real = std::min<double>(static_cast<double>(o.beta) * x.scale *
+                                               (1 << (31 - kScaledDiffIntegerBits)),
+                                           static_cast<double>((int64_t{1} << 31) - 1));
+      quantize_multiplier(real, &p.input_multiplier, &p.input_left_shift);
+      const double radius = 1.0 * ((1 << kScaledDiffIntegerBits) - 1) *
+                            static_cast<double>(int64_t{1} << (31 - kScaledDiffIntegerBits)) /
+                            static_cast<double>(int64_t{1} << p.input_left_shift);
+      p.diff_min = -static_cast<int32_t>(std::floor(radius));
+      return as_bytes(p);
+    }
+    case DTMM_OP_LOGISTIC: {
+      need_inputs(1, 1);
+      const TensorSpec& x = spec(in[0], name);
+      const TensorSpec& y = spec(out[0], name);
+      check_quantized(x, name);
+      if (y.scale != 1.0f / 256 || y.zero_point != -128)
+        fail(name, "int8 logistic output must have scale 1/256 and zero point -128");
+      constexpr int kInputIntegerBits = 4;
+      dtmm_logistic_params p{};
+      p.input_zero_point = x.zero_point;
+      const double real = static_cast<double>(x.scale) * (1 << (31 - kInputIntegerBits));
+      int exponent = 0;
+      const double q = std::frexp(real, &exponent);
+      p.input_left_shift = exponent;
+      p.input_multiplier = static_cast<int32_t>(std::round(q * static_cast<double>(int64_t{1} << 31)));
+      const double radius = 1.0 * ((1 << kInputIntegerBits) - 1) *
+                            static_cast<double>(int64_t{1} << (31 - kInputIntegerBits)) /
+                            std::ldexp(1.0, exponent);
+      p.input_range_radius = static_cast<int32_t>(std::floor(radius));
+      return as_bytes(p);
+    }
+    case DTMM_OP_QUANTIZE: {
+      need_inputs(1, 1);
+      const TensorSpec& x = spec(in[0], name);
+      const TensorSpec& y = spec(out[0], name);
+      check_quantized(y, name);
+      dtmm_quantize_params p{};
+      p.output_scale = y.scale;
+      p.output_zero_point = y.zero_point;
+      if (x.dtype == DTMM_INT8) {
+        check_quantized(x, name);
+        p.input_zero_point = x.zero_point;
+        quantize_multiplier(static_cast<double>(x.scale) / static_cast<double>(y.scale),
+                            &p.multiplier, &p.shift);
+      } else if (x.dtype != DTMM_FLOAT32) {
+        fail(name, "QUANTIZE input must be float32 or int8");
+      }
+      return as_bytes(p);
+    }
+    case DTMM_OP_DEQUANTIZE: {
+      need_inputs(1, 1);
+      const TensorSpec& x = spec(in[0], name);
+      check_quantized(x, name);
+      dtmm_dequantize_params p{};
+      p.scale = x.scale;
+      p.zero_point = x.zero_point;
+      return as_bytes(p);
+    }
+    default: fail(name, "unknown op type " + std::to_string(type));
+  }
+}
+
+void BlobBuilder::add_op(int32_t type, const std::vector<uint32_t>& inputs,
+                         const std::vector<uint32_t>& outputs, const OpOptions& options,
+                         const std::string& name, uint32_t scratch_offset,
+                         uint32_t scratch_size) {
+  if (inputs.size() + outputs.size() > DTMM_MAX_OP_IO)
+    fail(name, "too many inputs and outputs (" + std::to_string(inputs.size() + outputs.size()) +
+                   " > " + std::to_string(DTMM_MAX_OP_IO) + ")");
+  const std::vector<uint8_t> params = params_for(type, inputs, outputs, options, name);
+  dtmm_op_record r{};
+  r.type = static_cast<uint16_t>(type);
+  r.num_inputs = static_cast<uint8_t>(inputs.size());
+  r.num_outputs = static_cast<uint8_t>(outputs.size());
+  std::vector<uint32_t> io(inputs);
+  io.insert(io.end(), outputs.begin(), outputs.end());
+  r.io_offset = add_data(io.data(), 4 * io.size(), 4);
+  r.params_offset = add_data(params.data(), params.size(), 4);
+  r.params_size = static_cast<uint32_t>(params.size());
+  r.scratch_offset = scratch_offset;
+  r.scratch_size = scratch_size;
+  r.name = add_string(name);
+  ops_.push_back(r);
+}
+
+void BlobBuilder::set_io(const std::vector<uint32_t>& inputs,
+                         const std::vector<uint32_t>& outputs) {
+  io_ = inputs;
+  io_.insert(io_.end(), outputs.begin(), outputs.end());
+  num_inputs_ = static_cast<uint32_t>(inputs.size());
+  num_outputs_ = static_cast<uint32_t>(outputs.size());
+}
+
+std::vector<uint8_t> BlobBuilder::finish(uint32_t arena_size) {
+  // Layout: header | data (constants, params, index arrays) | tensor table |
+  // op table | model io | strings. Data comes first so its offsets are final
+  // the moment it is added.
+  std::vector<uint8_t> blob(sizeof(dtmm_blob_header));
+  blob.insert(blob.end(), data_.begin(), data_.end());
+  const auto append_table = [&](const void* p, size_t n) {
+    while (blob.size() % 16) blob.push_back(0);
+    const uint32_t offset = static_cast<uint32_t>(blob.size());
+    const uint8_t* b = static_cast<const uint8_t*>(p);
+    blob.insert(blob.end(), b, b + n);
+    return offset;
+  };
+  dtmm_blob_header h{};
+  std::memcpy(h.magic, DTMM_MAGIC, 4);
+  h.version_major = DTMM_VERSION_MAJOR;
+  h.version_minor = DTMM_VERSION_MINOR;
+  h.arena_size = arena_size;
+  h.data_offset = sizeof(dtmm_blob_header);
+  h.data_size = static_cast<uint32_t>(data_.size());
+  h.num_tensors = static_cast<uint32_t>(tensors_.size());
+  h.tensors_offset = append_table(tensors_.data(), tensors_.size() * sizeof(dtmm_tensor_record));
+  h.num_ops = static_cast<uint32_t>(ops_.size());
+  h.ops_offset = append_table(ops_.data(), ops_.size() * sizeof(dtmm_op_record));
+  h.num_inputs = num_inputs_;
+  h.num_outputs = num_outputs_;
+  h.io_offset = append_table(io_.data(), io_.size() * 4);
+  h.strings_offset = append_table(strings_.data(), strings_.size());
+  h.strings_size = static_cast<uint32_t>(strings_.size());
+  while (blob.size() % 16) blob.push_back(0);
+  h.total_size = static_cast<uint32_t>(blob.size());
+  std::memcpy(blob.data(), &h, sizeof(h));
+  h.checksum = crc32(blob.data() + DTMM_CHECKSUM_START, blob.size() - DTMM_CHECKSUM_START);
+  std::memcpy(blob.data(), &h, sizeof(h));
+  return blob;
+}
+
+}  // namespace dtmm

@@ -1,0 +1,91 @@
+// CONV_2D, int8 per-channel, NHWC input, OHWI filter (TFLite semantics).
+#include "../fixedpoint.h"
+#include "kernels.h"
+
+namespace dtmm {
+
+// Largest reduction length (KH * KW * C_in per group). Each product
+// (x - zp_in) * w is at most 255 * 128 = 32,640 in magnitude, so 65,536 of
+// them sum to at most 2,139,095,040 < 2^31: the int32 accumulator cannot
+// overflow before the bias is added (that add wraps, as it does on the device).
+constexpr int64_t kMaxConvDepth = 65536;
+
+dtmm_status validate_conv2d(const OpContext& ctx) {
+  if (ctx.num_inputs() < 2 || ctx.num_inputs() > 3 || ctx.op->num_outputs != 1)
+    return DTMM_ERR_BAD_OP;
+  const auto& in = ctx.in(0);
+  const auto& w = ctx.in(1);
+  const auto& out = ctx.out();
+  if (!is_int8(in) || !is_int8(w) || !is_int8(out) || in.rank != 4 || w.rank != 4 ||
+      out.rank != 4 || w.storage != DTMM_STORAGE_CONST)
+    return DTMM_ERR_BAD_PARAMS;
+  const int32_t oc = w.dims[0], fc = w.dims[3];
+  if (fc <= 0 || in.dims[3] % fc != 0 || out.dims[3] != oc || out.dims[0] != in.dims[0])
+    return DTMM_ERR_BAD_PARAMS;
+  const int32_t groups = in.dims[3] / fc;
+  if (oc % groups != 0) return DTMM_ERR_BAD_PARAMS;
+  if (static_cast<int64_t>(w.dims[1]) * w.dims[2] * fc > kMaxConvDepth) return DTMM_ERR_BAD_PARAMS;
+  if (ctx.has_input(2)) {
+    const auto& b = ctx.in(2);
+    if (b.dtype != DTMM_INT32 || num_elements(b) != static_cast<uint64_t>(oc))
+      return DTMM_ERR_BAD_PARAMS;
+  }
+  const auto& p = ctx.p<dtmm_conv_params>();
+  if (p.stride_h < 1 || p.stride_w < 1 || p.dilation_h < 1 || p.dilation_w < 1 ||
+      p.stride_h > 1024 || p.stride_w > 1024 || p.dilation_h > 1024 || p.dilation_w > 1024 ||
+      p.pad_h < 0 || p.pad_w < 0 || p.pad_h > 65536 || p.pad_w > 65536 ||
+      p.depth_multiplier != 0 || !valid_zero_point(-p.input_offset) ||
+      !valid_zero_point(p.output_offset) || !valid_clamp(p.act_min, p.act_max))
+    return DTMM_ERR_BAD_PARAMS;
+  if (!valid_quant_table(ctx, p.quant_offset, static_cast<uint32_t>(oc))) return DTMM_ERR_BAD_PARAMS;
+  return DTMM_OK;
+}
+
+// Reference loop: one output value at a time, skipping taps that fall in the
+// padding (TFLite pads with the input zero point, whose offset product is 0).
+void eval_conv2d(const OpContext& ctx) {
+  const auto& p = ctx.p<dtmm_conv_params>();
+  const auto& in = ctx.in(0);
+  const auto& w = ctx.in(1);
+  const auto& out = ctx.out();
+  const int8_t* x = ctx.in_data<int8_t>(0);
+  const int8_t* filter = ctx.in_data<int8_t>(1);
+  const int32_t* bias = ctx.has_input(2) ? ctx.in_data<int32_t>(2) : nullptr;
+  int8_t* y = ctx.out_data<int8_t>();
+  const int32_t* mult = ctx.blob_i32(p.quant_offset);
+  const int32_t oc_count = w.dims[0], kh = w.dims[1], kw = w.dims[2], fc = w.dims[3];
+  const int32_t batches = in.dims[0], ih = in.dims[1], iw = in.dims[2], ic = in.dims[3];
+  const int32_t oh = out.dims[1], ow = out.dims[2];
+  const int32_t filters_per_group = oc_count / (ic / fc);
+  const int32_t* shift = mult + oc_count;
+
+  for (int32_t b = 0; b < batches; ++b) {
+    for (int32_t oy = 0; oy < oh; ++oy) {
+      const int32_t y0 = oy * p.stride_h - p.pad_h;
+      for (int32_t ox = 0; ox < ow; ++ox) {
+        const int32_t x0 = ox * p.stride_w - p.pad_w;
+        for (int32_t oc = 0; oc < oc_count; ++oc) {
+          const int32_t c0 = (oc / filters_per_group) * fc;
+          int32_t acc = 0;
+          for (int32_t ky = 0; ky < kh; ++ky) {
+            const int32_t iy = y0 + ky * p.dilation_h;
+            if (iy < 0 || iy >= ih) continue;
+            for (int32_t kx = 0; kx < kw; ++kx) {
+              const int32_t ix = x0 + kx * p.dilation_w;
+              if (ix < 0 || ix >= iw) continue;
+              const int8_t* px = x + ((static_cast<int64_t>(b) * ih + iy) * iw + ix) * ic + c0;
+              const int8_t* pw = filter + ((static_cast<int64_t>(oc) * kh + ky) * kw + kx) * fc;
+              for (int32_t c = 0; c < fc; ++c) acc += (px[c] + p.input_offset) * pw[c];
+            }
+          }
+          if (bias) acc = fx::add(acc, bias[oc]);
+          acc = multiply_by_quantized_multiplier(acc, mult[oc], shift[oc]) + p.output_offset;
+          y[((static_cast<int64_t>(b) * oh + oy) * ow + ox) * oc_count + oc] =
+              static_cast<int8_t>(clamp_i32(acc, p.act_min, p.act_max));
+        }
+      }
+    }
+  }
+}
+
+}  // namespace dtmm

@@ -1,0 +1,84 @@
+// DEPTHWISE_CONV_2D, int8 per-channel, filter [1, KH, KW, C_in * multiplier].
+#include "../fixedpoint.h"
+#include "kernels.h"
+
+namespace dtmm {
+
+dtmm_status validate_depthwise_conv2d(const OpContext& ctx) {
+  if (ctx.num_inputs() < 2 || ctx.num_inputs() > 3 || ctx.op->num_outputs != 1)
+    return DTMM_ERR_BAD_OP;
+  const auto& in = ctx.in(0);
+  const auto& w = ctx.in(1);
+  const auto& out = ctx.out();
+  if (!is_int8(in) || !is_int8(w) || !is_int8(out) || in.rank != 4 || w.rank != 4 ||
+      out.rank != 4 || w.storage != DTMM_STORAGE_CONST || w.dims[0] != 1)
+    return DTMM_ERR_BAD_PARAMS;
+  const auto& p = ctx.p<dtmm_conv_params>();
+  const int32_t oc = w.dims[3];
+  if (p.depth_multiplier < 1 || static_cast<int64_t>(in.dims[3]) * p.depth_multiplier != oc ||
+      out.dims[3] != oc || out.dims[0] != in.dims[0])
+    return DTMM_ERR_BAD_PARAMS;
+  // KH * KW products of at most 32,640 each: the int32 sum cannot overflow.
+  if (static_cast<int64_t>(w.dims[1]) * w.dims[2] > 65536) return DTMM_ERR_BAD_PARAMS;
+  if (ctx.has_input(2)) {
+    const auto& b = ctx.in(2);
+    if (b.dtype != DTMM_INT32 || num_elements(b) != static_cast<uint64_t>(oc))
+      return DTMM_ERR_BAD_PARAMS;
+  }
+  if (p.stride_h < 1 || p.stride_w < 1 || p.dilation_h < 1 || p.dilation_w < 1 ||
+      p.stride_h > 1024 || p.stride_w > 1024 || p.dilation_h > 1024 || p.dilation_w > 1024 ||
+      p.pad_h < 0 || p.pad_w < 0 || p.pad_h > 65536 || p.pad_w > 65536 ||
+      !valid_zero_point(-p.input_offset) || !valid_zero_point(p.output_offset) ||
+      !valid_clamp(p.act_min, p.act_max))
+    return DTMM_ERR_BAD_PARAMS;
+  if (!valid_quant_table(ctx, p.quant_offset, static_cast<uint32_t>(oc))) return DTMM_ERR_BAD_PARAMS;
+  return DTMM_OK;
+}
+
+void eval_depthwise_conv2d(const OpContext& ctx) {
+  const auto& p = ctx.p<dtmm_conv_params>();
+  const auto& in = ctx.in(0);
+  const auto& w = ctx.in(1);
+  const auto& out = ctx.out();
+  const int8_t* x = ctx.in_data<int8_t>(0);
+  const int8_t* filter = ctx.in_data<int8_t>(1);
+  const int32_t* bias = ctx.has_input(2) ? ctx.in_data<int32_t>(2) : nullptr;
+  int8_t* y = ctx.out_data<int8_t>();
+  const int32_t kh = w.dims[1], kw = w.dims[2], oc_count = w.dims[3];
+  const int32_t batches = in.dims[0], ih = in.dims[1], iw = in.dims[2], ic_count = in.dims[3];
+  const int32_t oh = out.dims[1], ow = out.dims[2];
+  const int32_t* mult = ctx.blob_i32(p.quant_offset);
+  const int32_t* shift = mult + oc_count;
+
+  for (int32_t b = 0; b < batches; ++b) {
+    for (int32_t oy = 0; oy < oh; ++oy) {
+      const int32_t y0 = oy * p.stride_h - p.pad_h;
+      for (int32_t ox = 0; ox < ow; ++ox) {
+        const int32_t x0 = ox * p.stride_w - p.pad_w;
+        for (int32_t ic = 0; ic < ic_count; ++ic) {
+          for (int32_t m = 0; m < p.depth_multiplier; ++m) {
+            const int32_t oc = ic * p.depth_multiplier + m;
+            int32_t acc = 0;
+            for (int32_t ky = 0; ky < kh; ++ky) {
+              const int32_t iy = y0 + ky * p.dilation_h;
+              if (iy < 0 || iy >= ih) continue;
+              for (int32_t kx = 0; kx < kw; ++kx) {
+                const int32_t ix = x0 + kx * p.dilation_w;
+                if (ix < 0 || ix >= iw) continue;
+                const int32_t xv =
+                    x[((static_cast<int64_t>(b) * ih + iy) * iw + ix) * ic_count + ic];
+                acc += (xv + p.input_offset) * filter[(ky * kw + kx) * oc_count + oc];
+              }
+            }
+            if (bias) acc = fx::add(acc, bias[oc]);
+            acc = multiply_by_quantized_multiplier(acc, mult[oc], shift[oc]) + p.output_offset;
+            y[((static_cast<int64_t>(b) * oh + oy) * ow + ox) * oc_count + oc] =
+                static_cast<int8_t>(clamp_i32(acc, p.act_min, p.act_max));
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace dtmm

@@ -1,0 +1,66 @@
+// FULLY_CONNECTED, int8: output[b, o] = sum_i (x[b, i] - zp_x) * (w[o, i] - zp_w) + bias[o].
+#include "../fixedpoint.h"
+#include "kernels.h"
+
+namespace dtmm {
+
+// |(x - zp_x) * (w - zp_w)| <= 255 * 255 = 65,025, so up to 33,025 inputs sum
+// without int32 overflow; the limit below leaves that margin.
+constexpr int64_t kMaxFcDepth = 32768;
+
+dtmm_status validate_fully_connected(const OpContext& ctx) {
+  if (ctx.num_inputs() < 2 || ctx.num_inputs() > 3 || ctx.op->num_outputs != 1)
+    return DTMM_ERR_BAD_OP;
+  const auto& in = ctx.in(0);
+  const auto& w = ctx.in(1);
+  const auto& out = ctx.out();
+  if (!is_int8(in) || !is_int8(w) || !is_int8(out) || w.rank != 2 || out.rank < 1 ||
+      w.storage != DTMM_STORAGE_CONST)
+    return DTMM_ERR_BAD_PARAMS;
+  const int64_t units = w.dims[0], depth = w.dims[1];
+  if (depth <= 0 || depth > kMaxFcDepth || num_elements(in) % depth != 0) return DTMM_ERR_BAD_PARAMS;
+  const uint64_t batches = num_elements(in) / depth;
+  if (out.dims[out.rank - 1] != units || num_elements(out) != batches * units)
+    return DTMM_ERR_BAD_PARAMS;
+  if (ctx.has_input(2)) {
+    const auto& b = ctx.in(2);
+    if (b.dtype != DTMM_INT32 || num_elements(b) != static_cast<uint64_t>(units))
+      return DTMM_ERR_BAD_PARAMS;
+  }
+  const auto& p = ctx.p<dtmm_fc_params>();
+  if (!valid_zero_point(-p.input_offset) || !valid_zero_point(-p.filter_offset) ||
+      !valid_zero_point(p.output_offset) || !valid_clamp(p.act_min, p.act_max) ||
+      (p.num_channels != 1 && p.num_channels != units))
+    return DTMM_ERR_BAD_PARAMS;
+  if (!valid_quant_table(ctx, p.quant_offset, p.num_channels)) return DTMM_ERR_BAD_PARAMS;
+  return DTMM_OK;
+}
+
+void eval_fully_connected(const OpContext& ctx) {
+  const auto& p = ctx.p<dtmm_fc_params>();
+  const auto& w = ctx.in(1);
+  const int32_t units = w.dims[0], depth = w.dims[1];
+  const int64_t batches = static_cast<int64_t>(num_elements(ctx.in(0)) / depth);
+  const int8_t* x = ctx.in_data<int8_t>(0);
+  const int8_t* weights = ctx.in_data<int8_t>(1);
+  const int32_t* bias = ctx.has_input(2) ? ctx.in_data<int32_t>(2) : nullptr;
+  int8_t* y = ctx.out_data<int8_t>();
+  const int32_t* mult = ctx.blob_i32(p.quant_offset);
+  const int32_t* shift = mult + p.num_channels;
+  const bool per_channel = p.num_channels > 1;
+
+  for (int64_t b = 0; b < batches; ++b) {
+    const int8_t* row = x + b * depth;
+    for (int32_t o = 0; o < units; ++o) {
+      const int8_t* wr = weights + static_cast<int64_t>(o) * depth;
+      int32_t acc = 0;
+      for (int32_t i = 0; i < depth; ++i) acc += (row[i] + p.input_offset) * (wr[i] + p.filter_offset);
+      if (bias) acc = fx::add(acc, bias[o]);
+      const int32_t q = per_channel ? o : 0;
+      acc = multiply_by_quantized_multiplier(acc, mult[q], shift[q]) + p.output_offset;
+      y[b * units + o] = static_cast<int8_t>(clamp_i32(acc, p.act_min, p.act_max));
+    }
+  }
+}
+
+}  // namespace dtmm

@@ -1,0 +1,40 @@
+// Every op: a validate function (run once by dtmm_init, before any eval) and
+// an eval function that may assume everything validate checked.
+#ifndef DTMM_SRC_KERNELS_KERNELS_H_
+#define DTMM_SRC_KERNELS_KERNELS_H_
+
+#include "../op_context.h"
+
+namespace dtmm {
+
+#define DTMM_DECLARE_OP(name)                          \
+  dtmm_status validate_##name(const OpContext& ctx); \
+  void eval_##name(const OpContext& ctx);
+
+DTMM_DECLARE_OP(conv2d)
+DTMM_DECLARE_OP(depthwise_conv2d)
+DTMM_DECLARE_OP(fully_connected)
+DTMM_DECLARE_OP(add)
+DTMM_DECLARE_OP(mul)
+DTMM_DECLARE_OP(average_pool2d)
+DTMM_DECLARE_OP(max_pool2d)
+DTMM_DECLARE_OP(mean)
+DTMM_DECLARE_OP(pad)
+DTMM_DECLARE_OP(concatenation)
+DTMM_DECLARE_OP(reshape)
+DTMM_DECLARE_OP(softmax)
+DTMM_DECLARE_OP(logistic)
+DTMM_DECLARE_OP(quantize)
+DTMM_DECLARE_OP(dequantize)
+
+#undef DTMM_DECLARE_OP
+
+// Checks shared by the int8 ops.
+inline bool is_int8(const dtmm_tensor_record& t) { return t.dtype == DTMM_INT8; }
+inline bool valid_zero_point(int32_t zp) { return zp >= -128 && zp <= 127; }
+// A per-channel (multiplier, shift) table of n entries at a blob offset.
+bool valid_quant_table(const OpContext& ctx, uint32_t offset, uint32_t n);
+
+}  // namespace dtmm
+
+#endif  // DTMM_SRC_KERNELS_KERNELS_H_

@@ -1,0 +1,26 @@
+"""dtmm: deploy pruned int8 neural networks on microcontrollers."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .compiler import compile
+from .errors import ModelError, UnsupportedOpError
+from .ir import Model, Op, Tensor
+from .loader import load
+from .runtime import Runtime
+
+try:
+    __version__ = version("dtmm")
+except PackageNotFoundError:  # running from a source tree without installing
+    __version__ = "0+unknown"
+
+__all__ = [
+    "Model",
+    "ModelError",
+    "Op",
+    "Runtime",
+    "Tensor",
+    "UnsupportedOpError",
+    "__version__",
+    "compile",
+    "load",
+]
