@@ -37,7 +37,7 @@ py::dtype numpy_dtype(uint32_t dtype) {
 
 class Interpreter {
  public:
-  explicit Interpreter(py::bytes blob_bytes) {
+  Interpreter(py::bytes blob_bytes, bool reference) {
     const std::string blob = blob_bytes;
     blob_ = std::make_unique<AlignedBuffer>(blob.size());
     std::memcpy(blob_->data(), blob.data(), blob.size());
@@ -54,6 +54,7 @@ class Interpreter {
         msg += " (tensor #" + std::to_string(model_.error_tensor) + ")";
       throw py::value_error(msg);
     }
+    model_.reference_kernels = reference ? 1 : 0;
   }
 
   size_t arena_size() const { return model_.arena_size; }
@@ -201,7 +202,7 @@ PYBIND11_MODULE(_core, m) {
       });
 
   py::class_<Interpreter>(m, "Interpreter")
-      .def(py::init<py::bytes>())
+      .def(py::init<py::bytes, bool>(), py::arg("blob"), py::arg("reference") = false)
       .def_property_readonly("arena_size", &Interpreter::arena_size)
       .def("inputs", [](const Interpreter& i) { return i.describe(true); })
       .def("outputs", [](const Interpreter& i) { return i.describe(false); })

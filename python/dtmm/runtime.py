@@ -33,12 +33,14 @@ class Runtime:
 
     ``Runtime(blob)`` validates the blob completely (a corrupt blob raises
     ``ValueError``) and owns an arena of exactly ``arena_size`` bytes.
+    ``reference=True`` runs the readable reference kernels instead of the
+    optimized ones; both give identical outputs (the tests check it).
     """
 
-    def __init__(self, blob: Union[bytes, bytearray, memoryview]) -> None:
+    def __init__(self, blob: Union[bytes, bytearray, memoryview], *, reference: bool = False) -> None:
         if not isinstance(blob, (bytes, bytearray, memoryview)):
             raise TypeError(f"Runtime expects the compiled blob as bytes, got {type(blob).__name__}")
-        self._core = _core.Interpreter(bytes(blob))
+        self._core = _core.Interpreter(bytes(blob), reference)
         self.inputs = [self._info(d) for d in self._core.inputs()]
         self.outputs = [self._info(d) for d in self._core.outputs()]
 

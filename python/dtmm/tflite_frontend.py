@@ -125,7 +125,7 @@ class _Importer:
 
     def convert(self, op: Any, index: int) -> Op:
         code = self.fb.OperatorCodes(op.OpcodeIndex())
-        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        builtin = max(_builtin_code_field(code), code.DeprecatedBuiltinCode())
         type_name = _OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
         if builtin == tflite.BuiltinOperator.CUSTOM:
             type_name = "CUSTOM:" + (code.CustomCode() or b"").decode()
@@ -149,6 +149,21 @@ class _Importer:
         if name is None or self.tensors[name].data is None:
             raise UnsupportedOpError(op, node, f"{what} must be a constant tensor")
         return self.tensors[name].data
+
+
+def _builtin_code_field(code: Any) -> int:
+    """The raw int32 `builtin_code` field of an OperatorCode.
+
+    The `tflite` package's BuiltinCode() returns deprecated_builtin_code for
+    codes below 127, which reads 0 (ADD) from writers that only fill the new
+    field; TFLite itself takes max(deprecated_builtin_code, builtin_code).
+    """
+    import flatbuffers
+
+    offset = code._tab.Offset(10)  # vtable slot of field 3, builtin_code
+    if offset == 0:
+        return 0
+    return int(code._tab.Get(flatbuffers.number_types.Int32Flags, offset + code._tab.Pos))
 
 
 def _activation(opts: Any, op: str, node: str) -> str:

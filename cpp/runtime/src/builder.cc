@@ -150,6 +150,31 @@ uint32_t BlobBuilder::add_tensor(const TensorSpec& s, uint8_t storage, uint32_t 
   return static_cast<uint32_t>(tensors_.size() - 1);
 }
 
+uint32_t BlobBuilder::add_folded_bias(uint32_t weights, uint32_t bias, int32_t input_offset,
+                                      int32_t channels, bool depthwise) {
+  const dtmm_tensor_record& w = tensors_.at(weights);
+  if (w.storage != DTMM_STORAGE_CONST || w.dtype != DTMM_INT8)
+    throw std::invalid_argument("weights '" + specs_[weights].name + "' must be an int8 constant");
+  const int8_t* wd = reinterpret_cast<const int8_t*>(data_.data() + (w.offset - sizeof(dtmm_blob_header)));
+  const size_t per_channel = w.size / static_cast<size_t>(channels);
+  std::vector<uint32_t> folded(static_cast<size_t>(channels), 0);
+  if (bias != UINT32_MAX) {
+    const dtmm_tensor_record& b = tensors_.at(bias);
+    if (b.storage != DTMM_STORAGE_CONST || b.dtype != DTMM_INT32 || b.size != 4u * channels)
+      throw std::invalid_argument("bias '" + specs_[bias].name + "' must be an int32 constant with " +
+                                  std::to_string(channels) + " values");
+    std::memcpy(folded.data(), data_.data() + (b.offset - sizeof(dtmm_blob_header)), b.size);
+  }
+  for (int32_t c = 0; c < channels; ++c) {
+    int64_t sum = 0;
+    for (size_t i = 0; i < per_channel; ++i)
+      sum += depthwise ? wd[i * channels + c] : wd[c * per_channel + i];
+    // Unsigned arithmetic: the device's int32 accumulation wraps the same way.
+    folded[c] += static_cast<uint32_t>(input_offset) * static_cast<uint32_t>(sum);
+  }
+  return add_data(folded.data(), 4 * folded.size(), 4);
+}
+
 uint32_t BlobBuilder::add_activation(const TensorSpec& spec, uint32_t arena_offset) {
   return add_tensor(spec, DTMM_STORAGE_ARENA, arena_offset);
 }
@@ -219,6 +244,9 @@ std::vector<uint8_t> BlobBuilder::params_for(int32_t type, const std::vector<uin
         quantize_multiplier(effective, &table[c], &table[channels + c]);
       }
       p.quant_offset = add_data(table.data(), 4 * table.size(), 4);
+      p.folded_bias_offset = add_folded_bias(in[1], in.size() > 2 ? in[2] : UINT32_MAX,
+                                             p.input_offset, channels,
+                                             type == DTMM_OP_DEPTHWISE_CONV_2D);
       return as_bytes(p);
     }
     case DTMM_OP_FULLY_CONNECTED: {
@@ -244,6 +272,8 @@ std::vector<uint8_t> BlobBuilder::params_for(int32_t type, const std::vector<uin
         quantize_multiplier(effective, &table[c], &table[p.num_channels + c]);
       }
       p.quant_offset = add_data(table.data(), 4 * table.size(), 4);
+      p.folded_bias_offset = add_folded_bias(in[1], in.size() > 2 ? in[2] : UINT32_MAX,
+                                             p.input_offset, w.shape[0], false);
       return as_bytes(p);
     }
     case DTMM_OP_ADD: {

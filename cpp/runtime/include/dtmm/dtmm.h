@@ -64,6 +64,9 @@ typedef struct {
   // Index of the op that failed validation (or UINT32_MAX): for error messages.
   uint32_t error_op;
   uint32_t error_tensor;
+  // Set to 1 after dtmm_init to run the readable reference kernels instead of
+  // the optimized ones (both are bit-identical; tests compare them).
+  uint32_t reference_kernels;
 } dtmm_model;
 
 // Arena bytes a blob needs, after checking its header only.

@@ -118,6 +118,9 @@ typedef struct {
   int32_t output_offset;      // output zero point
   int32_t act_min, act_max;   // fused activation clamp, in output units
   uint32_t quant_offset;      // int32 multiplier[out_ch], int32 shift[out_ch]
+  // int32[out_ch]: bias + input_offset * sum(filter[oc]), for pixels whose
+  // window lies inside the input (the zero-point correction folded offline).
+  uint32_t folded_bias_offset;
 } dtmm_conv_params;
 
 // FULLY_CONNECTED. inputs: input, weights [out, in], bias(optional) -> output
@@ -128,6 +131,7 @@ typedef struct {
   int32_t act_min, act_max;
   uint32_t num_channels;  // 1 (per-tensor) or out (per-channel)
   uint32_t quant_offset;  // int32 multiplier[num_channels], int32 shift[num_channels]
+  uint32_t folded_bias_offset;  // int32[units]: bias + input_offset * sum(w[o]) (filter_offset 0)
 } dtmm_fc_params;
 
 // ADD: inputs a, b (broadcast to the output shape) -> output

@@ -31,11 +31,13 @@ dtmm_status validate_depthwise_conv2d(const OpContext& ctx) {
       !valid_zero_point(-p.input_offset) || !valid_zero_point(p.output_offset) ||
       !valid_clamp(p.act_min, p.act_max))
     return DTMM_ERR_BAD_PARAMS;
-  if (!valid_quant_table(ctx, p.quant_offset, static_cast<uint32_t>(oc))) return DTMM_ERR_BAD_PARAMS;
+  if (!valid_quant_table(ctx, p.quant_offset, static_cast<uint32_t>(oc)) ||
+      !ctx.blob_array_ok(p.folded_bias_offset, uint64_t{4} * static_cast<uint32_t>(oc)))
+    return DTMM_ERR_BAD_PARAMS;
   return DTMM_OK;
 }
 
-void eval_depthwise_conv2d(const OpContext& ctx) {
+static void eval_depthwise_conv2d_reference(const OpContext& ctx) {
   const auto& p = ctx.p<dtmm_conv_params>();
   const auto& in = ctx.in(0);
   const auto& w = ctx.in(1);
@@ -74,6 +76,65 @@ void eval_depthwise_conv2d(const OpContext& ctx) {
             acc = multiply_by_quantized_multiplier(acc, mult[oc], shift[oc]) + p.output_offset;
             y[((static_cast<int64_t>(b) * oh + oy) * ow + ox) * oc_count + oc] =
                 static_cast<int8_t>(clamp_i32(acc, p.act_min, p.act_max));
+          }
+        }
+      }
+    }
+  }
+}
+
+// Fast path (multiplier 1, dilation 1): channels are the contiguous inner
+// axis of both input and filter, so each tap is a vector multiply-add over a
+// block of channels. Inside the input the zero-point correction comes from the
+// folded bias; on the border, padded taps are skipped and the offset applied.
+void eval_depthwise_conv2d(const OpContext& ctx) {
+  const auto& p = ctx.p<dtmm_conv_params>();
+  if (ctx.model->reference_kernels || p.depth_multiplier != 1 || p.dilation_h != 1 ||
+      p.dilation_w != 1) {
+    eval_depthwise_conv2d_reference(ctx);
+    return;
+  }
+  constexpr int32_t kBlock = 64;  // channels per pass: a 256-byte accumulator on the stack
+  const auto& in = ctx.in(0);
+  const auto& w = ctx.in(1);
+  const auto& out = ctx.out();
+  const int8_t* x = ctx.in_data<int8_t>(0);
+  const int8_t* filter = ctx.in_data<int8_t>(1);
+  const int32_t* bias = ctx.has_input(2) ? ctx.in_data<int32_t>(2) : nullptr;
+  const int32_t* folded = ctx.blob_i32(p.folded_bias_offset);
+  int8_t* y = ctx.out_data<int8_t>();
+  const int32_t kh = w.dims[1], kw = w.dims[2], depth = w.dims[3];
+  const int32_t batches = in.dims[0], ih = in.dims[1], iw = in.dims[2];
+  const int32_t oh = out.dims[1], ow = out.dims[2];
+  const int32_t* mult = ctx.blob_i32(p.quant_offset);
+  const int32_t* shift = mult + depth;
+
+  for (int32_t b = 0; b < batches; ++b) {
+    for (int32_t oy = 0; oy < oh; ++oy) {
+      const int32_t y0 = oy * p.stride_h - p.pad_h;
+      const int32_t ky0 = y0 < 0 ? -y0 : 0, ky1 = ih - y0 < kh ? ih - y0 : kh;
+      for (int32_t ox = 0; ox < ow; ++ox) {
+        const int32_t x0 = ox * p.stride_w - p.pad_w;
+        const int32_t kx0 = x0 < 0 ? -x0 : 0, kx1 = iw - x0 < kw ? iw - x0 : kw;
+        const bool inside = ky0 == 0 && ky1 == kh && kx0 == 0 && kx1 == kw;
+        const int32_t offset = inside ? 0 : p.input_offset;
+        int8_t* out_px = y + ((int64_t{b} * oh + oy) * ow + ox) * depth;
+        for (int32_t c0 = 0; c0 < depth; c0 += kBlock) {
+          const int32_t n = depth - c0 < kBlock ? depth - c0 : kBlock;
+          int32_t acc[kBlock] = {0};
+          for (int32_t ky = ky0; ky < ky1; ++ky) {
+            for (int32_t kx = kx0; kx < kx1; ++kx) {
+              const int8_t* px = x + ((int64_t{b} * ih + y0 + ky) * iw + x0 + kx) * depth + c0;
+              const int8_t* pw = filter + (int64_t{ky} * kw + kx) * depth + c0;
+              for (int32_t c = 0; c < n; ++c) acc[c] += (px[c] + offset) * pw[c];
+            }
+          }
+          for (int32_t c = 0; c < n; ++c) {
+            const int32_t oc = c0 + c;
+            int32_t v = inside ? fx::add(acc[c], folded[oc])
+                               : (bias ? fx::add(acc[c], bias[oc]) : acc[c]);
+            v = multiply_by_quantized_multiplier(v, mult[oc], shift[oc]) + p.output_offset;
+            out_px[oc] = static_cast<int8_t>(clamp_i32(v, p.act_min, p.act_max));
           }
         }
       }

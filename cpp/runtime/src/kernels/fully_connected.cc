@@ -1,5 +1,6 @@
 // FULLY_CONNECTED, int8: output[b, o] = sum_i (x[b, i] - zp_x) * (w[o, i] - zp_w) + bias[o].
 #include "../fixedpoint.h"
+#include "dot.h"
 #include "kernels.h"
 
 namespace dtmm {
@@ -32,7 +33,9 @@ dtmm_status validate_fully_connected(const OpContext& ctx) {
       !valid_zero_point(p.output_offset) || !valid_clamp(p.act_min, p.act_max) ||
       (p.num_channels != 1 && p.num_channels != units))
     return DTMM_ERR_BAD_PARAMS;
-  if (!valid_quant_table(ctx, p.quant_offset, p.num_channels)) return DTMM_ERR_BAD_PARAMS;
+  if (!valid_quant_table(ctx, p.quant_offset, p.num_channels) ||
+      !ctx.blob_array_ok(p.folded_bias_offset, uint64_t{4} * static_cast<uint64_t>(units)))
+    return DTMM_ERR_BAD_PARAMS;
   return DTMM_OK;
 }
 
@@ -48,7 +51,33 @@ void eval_fully_connected(const OpContext& ctx) {
   const int32_t* mult = ctx.blob_i32(p.quant_offset);
   const int32_t* shift = mult + p.num_channels;
   const bool per_channel = p.num_channels > 1;
+  const auto finish = [&](int32_t acc, int32_t o) {
+    const int32_t q = per_channel ? o : 0;
+    acc = multiply_by_quantized_multiplier(acc, mult[q], shift[q]) + p.output_offset;
+    return static_cast<int8_t>(clamp_i32(acc, p.act_min, p.act_max));
+  };
 
+  if (!ctx.model->reference_kernels && p.filter_offset == 0) {
+    // sum (x + off) * w == sum x * w + off * sum w: the second term is folded
+    // into the bias offline, leaving plain dot products (equal modulo 2^32).
+    const int32_t* folded = ctx.blob_i32(p.folded_bias_offset);
+    for (int64_t b = 0; b < batches; ++b) {
+      const int8_t* row = x + b * depth;
+      int8_t* out = y + b * units;
+      int32_t o = 0;
+      for (; o + 4 <= units; o += 4) {
+        int32_t acc[4] = {0, 0, 0, 0};
+        const int8_t* w0 = weights + int64_t{o} * depth;
+        dot4_i8(row, w0, w0 + depth, w0 + 2 * depth, w0 + 3 * depth, depth, acc);
+        for (int32_t j = 0; j < 4; ++j) out[o + j] = finish(fx::add(acc[j], folded[o + j]), o + j);
+      }
+      for (; o < units; ++o)
+        out[o] = finish(fx::add(dot_i8(row, weights + int64_t{o} * depth, depth), folded[o]), o);
+    }
+    return;
+  }
+
+  // Reference loop.
   for (int64_t b = 0; b < batches; ++b) {
     const int8_t* row = x + b * depth;
     for (int32_t o = 0; o < units; ++o) {
@@ -56,9 +85,7 @@ void eval_fully_connected(const OpContext& ctx) {
       int32_t acc = 0;
       for (int32_t i = 0; i < depth; ++i) acc += (row[i] + p.input_offset) * (wr[i] + p.filter_offset);
       if (bias) acc = fx::add(acc, bias[o]);
-      const int32_t q = per_channel ? o : 0;
-      acc = multiply_by_quantized_multiplier(acc, mult[q], shift[q]) + p.output_offset;
-      y[b * units + o] = static_cast<int8_t>(clamp_i32(acc, p.act_min, p.act_max));
+      y[b * units + o] = finish(acc, o);
     }
   }
 }
