@@ -19,7 +19,9 @@ def data_path(*parts: str) -> Path:
     return path
 
 
-def tflm_run(model_bytes: bytes, inputs: list[np.ndarray], num_outputs: int = 1) -> list[np.ndarray]:
+def tflm_run(
+    model_bytes: bytes, inputs: list[np.ndarray], num_outputs: int = 1
+) -> list[np.ndarray]:
     """Run the TFLite Micro reference interpreter (the bit-exactness oracle)."""
     tflm = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
     # TFLM sizes its arena from the file size by default; small test models need more.

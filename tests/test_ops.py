@@ -3,12 +3,11 @@ equal the TFLite Micro reference interpreter bit for bit."""
 
 from __future__ import annotations
 
+import dtmm
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import dtmm
 
 tw = pytest.importorskip("tflite_writer", reason="needs tflite-micro (pip install .[test])")
 from conftest import tflm_run  # noqa: E402
@@ -83,20 +82,36 @@ def conv_case(draw, depthwise: bool = False):
     s_out = float(s_in * np.median(w_scales) * 127 * 30 * np.sqrt(k) / 127) * float(
         np.exp(rng.uniform(-1.5, 1.5))
     )
-    oh, ow = out_size(h, kh, stride[0], dil[0], padding), out_size(w, kw, stride[1], dil[1], padding)
+    oh, ow = (
+        out_size(h, kh, stride[0], dil[0], padding),
+        out_size(w, kw, stride[1], dil[1], padding),
+    )
     x = g.tensor((n, h, w, cin), scale=s_in, zero_point=zp_in)
     f = g.tensor(fshape, scale=w_scales, zero_point=0, axis=3 if depthwise else 0, data=weights)
     b = g.tensor((cout,), TT.INT32, scale=s_in * w_scales, zero_point=0, axis=0, data=bias)
     y = g.tensor((n, oh, ow, cout), scale=s_out, zero_point=int(rng.integers(-128, 128)))
     if depthwise:
-        opts = tw.options("DepthwiseConv2DOptions", padding=tw.PAD[padding], strideH=stride[0],
-                          strideW=stride[1], dilationHFactor=dil[0], dilationWFactor=dil[1],
-                          depthMultiplier=mult, fusedActivationFunction=tw.ACT[act])
+        opts = tw.options(
+            "DepthwiseConv2DOptions",
+            padding=tw.PAD[padding],
+            strideH=stride[0],
+            strideW=stride[1],
+            dilationHFactor=dil[0],
+            dilationWFactor=dil[1],
+            depthMultiplier=mult,
+            fusedActivationFunction=tw.ACT[act],
+        )
         g.op(OP.DEPTHWISE_CONV_2D, [x, f, b], [y], *opts)
     else:
-        opts = tw.options("Conv2DOptions", padding=tw.PAD[padding], strideH=stride[0],
-                          strideW=stride[1], dilationHFactor=dil[0], dilationWFactor=dil[1],
-                          fusedActivationFunction=tw.ACT[act])
+        opts = tw.options(
+            "Conv2DOptions",
+            padding=tw.PAD[padding],
+            strideH=stride[0],
+            strideW=stride[1],
+            dilationHFactor=dil[0],
+            dilationWFactor=dil[1],
+            fusedActivationFunction=tw.ACT[act],
+        )
         g.op(OP.CONV_2D, [x, f, b], [y], *opts)
     return g.build([x], [y]), [rand_i8(rng, (n, h, w, cin))]
 
@@ -116,21 +131,40 @@ def test_depthwise_conv2d(case):
 @st.composite
 def fc_case(draw):
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    batches, depth, units = draw(st.integers(1, 3)), draw(st.integers(1, 300)), draw(st.integers(1, 40))
+    batches, depth, units = (
+        draw(st.integers(1, 3)),
+        draw(st.integers(1, 300)),
+        draw(st.integers(1, 40)),
+    )
     act = draw(ACTIVATIONS)
     g = tw.Graph()
     s_in, s_w = scale(rng, 0.005, 0.2), scale(rng, 1e-3, 0.05)
     x = g.tensor((batches, depth), scale=s_in, zero_point=int(rng.integers(-128, 128)))
-    wt = g.tensor((units, depth), scale=s_w, zero_point=0,
-                  data=rng.integers(-127, 128, size=(units, depth), dtype=np.int8))
+    wt = g.tensor(
+        (units, depth),
+        scale=s_w,
+        zero_point=0,
+        data=rng.integers(-127, 128, size=(units, depth), dtype=np.int8),
+    )
     inputs = [x, wt]
     if draw(st.booleans()):
-        inputs.append(g.tensor((units,), TT.INT32, scale=s_in * s_w, zero_point=0,
-                               data=rng.integers(-9000, 9000, size=units, dtype=np.int32)))
+        inputs.append(
+            g.tensor(
+                (units,),
+                TT.INT32,
+                scale=s_in * s_w,
+                zero_point=0,
+                data=rng.integers(-9000, 9000, size=units, dtype=np.int32),
+            )
+        )
     s_out = s_in * s_w * 127 * 20 * np.sqrt(depth) / 4 * float(np.exp(rng.uniform(-1, 1)))
     y = g.tensor((batches, units), scale=s_out, zero_point=int(rng.integers(-128, 128)))
-    g.op(OP.FULLY_CONNECTED, inputs, [y],
-         *tw.options("FullyConnectedOptions", fusedActivationFunction=tw.ACT[act]))
+    g.op(
+        OP.FULLY_CONNECTED,
+        inputs,
+        [y],
+        *tw.options("FullyConnectedOptions", fusedActivationFunction=tw.ACT[act]),
+    )
     return g.build([x], [y]), [rand_i8(rng, (batches, depth))]
 
 
@@ -146,15 +180,18 @@ def binary_case(draw, code: int):
     shape = tuple(draw(st.lists(st.integers(1, 6), min_size=1, max_size=4)))
     bshape = tuple(d if draw(st.booleans()) else 1 for d in shape)
     if draw(st.booleans()):
-        bshape = bshape[draw(st.integers(0, len(bshape) - 1)):]
+        bshape = bshape[draw(st.integers(0, len(bshape) - 1)) :]
     act = draw(ACTIVATIONS)
     g = tw.Graph()
     sa, sb = scale(rng, 0.01, 1.0), scale(rng, 0.01, 1.0)
     a = g.tensor(shape, scale=sa, zero_point=int(rng.integers(-128, 128)))
     b = g.tensor(bshape, scale=sb, zero_point=int(rng.integers(-128, 128)))
     s_out = (sa + sb) * 2 if code == OP.ADD else sa * sb * 128
-    y = g.tensor(shape, scale=s_out * float(np.exp(rng.uniform(-1, 1))),
-                 zero_point=int(rng.integers(-128, 128)))
+    y = g.tensor(
+        shape,
+        scale=s_out * float(np.exp(rng.uniform(-1, 1))),
+        zero_point=int(rng.integers(-128, 128)),
+    )
     name = "AddOptions" if code == OP.ADD else "MulOptions"
     g.op(code, [a, b], [y], *tw.options(name, fusedActivationFunction=tw.ACT[act]))
     return g.build([a, b], [y]), [rand_i8(rng, shape), rand_i8(rng, bshape)]
@@ -175,8 +212,12 @@ def test_mul(case):
 @st.composite
 def pool_case(draw, code: int):
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    n, h, w, c = (draw(st.integers(1, 2)), draw(st.integers(1, 10)), draw(st.integers(1, 10)),
-                  draw(st.integers(1, 20)))
+    n, h, w, c = (
+        draw(st.integers(1, 2)),
+        draw(st.integers(1, 10)),
+        draw(st.integers(1, 10)),
+        draw(st.integers(1, 20)),
+    )
     fh, fw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     padding = draw(st.sampled_from(["SAME", "VALID"]))
@@ -186,11 +227,25 @@ def pool_case(draw, code: int):
     g = tw.Graph()
     s, zp = scale(rng, 0.01, 0.5), int(rng.integers(-128, 128))
     x = g.tensor((n, h, w, c), scale=s, zero_point=zp)
-    y = g.tensor((n, out_size(h, fh, sh, 1, padding), out_size(w, fw, sw, 1, padding), c),
-                 scale=s, zero_point=zp)
-    g.op(code, [x], [y], *tw.options("Pool2DOptions", padding=tw.PAD[padding], strideH=sh,
-                                     strideW=sw, filterHeight=fh, filterWidth=fw,
-                                     fusedActivationFunction=tw.ACT[act]))
+    y = g.tensor(
+        (n, out_size(h, fh, sh, 1, padding), out_size(w, fw, sw, 1, padding), c),
+        scale=s,
+        zero_point=zp,
+    )
+    g.op(
+        code,
+        [x],
+        [y],
+        *tw.options(
+            "Pool2DOptions",
+            padding=tw.PAD[padding],
+            strideH=sh,
+            strideW=sw,
+            filterHeight=fh,
+            filterWidth=fw,
+            fusedActivationFunction=tw.ACT[act],
+        ),
+    )
     return g.build([x], [y]), [rand_i8(rng, (n, h, w, c))]
 
 
@@ -209,18 +264,28 @@ def test_max_pool(case):
 @st.composite
 def mean_case(draw):
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 9)), draw(st.integers(1, 9)),
-             draw(st.integers(1, 16)))
+    shape = (
+        draw(st.integers(1, 2)),
+        draw(st.integers(1, 9)),
+        draw(st.integers(1, 9)),
+        draw(st.integers(1, 16)),
+    )
     axes = draw(st.sampled_from([[1, 2], [2, 1], [1], [2], [3], [1, 2, 3]]))
     keep = draw(st.booleans())
     g = tw.Graph()
     s = scale(rng, 0.01, 0.5)
     x = g.tensor(shape, scale=s, zero_point=int(rng.integers(-128, 128)))
     ax = g.tensor((len(axes),), TT.INT32, data=np.array(axes, np.int32))
-    oshape = [1 if i in axes else d for i, d in enumerate(shape)] if keep else [
-        d for i, d in enumerate(shape) if i not in axes]
-    y = g.tensor(tuple(oshape), scale=s * float(np.exp(rng.uniform(-1, 1))),
-                 zero_point=int(rng.integers(-128, 128)))
+    oshape = (
+        [1 if i in axes else d for i, d in enumerate(shape)]
+        if keep
+        else [d for i, d in enumerate(shape) if i not in axes]
+    )
+    y = g.tensor(
+        tuple(oshape),
+        scale=s * float(np.exp(rng.uniform(-1, 1))),
+        zero_point=int(rng.integers(-128, 128)),
+    )
     g.op(OP.MEAN, [x, ax], [y], *tw.options("ReducerOptions", keepDims=keep))
     return g.build([x], [y]), [rand_i8(rng, shape)]
 
@@ -240,7 +305,11 @@ def pad_case(draw):
     s, zp = scale(rng, 0.01, 0.5), int(rng.integers(-128, 128))
     x = g.tensor(shape, scale=s, zero_point=zp)
     p = g.tensor(pads.shape, TT.INT32, data=pads)
-    y = g.tensor(tuple(int(d + a + b) for d, (a, b) in zip(shape, pads)), scale=s, zero_point=zp)
+    y = g.tensor(
+        tuple(int(d + a + b) for d, (a, b) in zip(shape, pads)),
+        scale=s,
+        zero_point=zp,
+    )
     if draw(st.booleans()):
         v = g.tensor((1,), scale=s, zero_point=zp, data=rand_i8(rng, (1,)))
         g.op(OP.PADV2, [x, p, v], [y])
@@ -300,8 +369,11 @@ def unary_case(draw, kind: str):
         y = g.tensor(shape, TT.FLOAT32)
         g.op(OP.DEQUANTIZE, [x], [y])
     elif kind == "REQUANTIZE":
-        y = g.tensor(shape, scale=s * float(np.exp(rng.uniform(-2, 2))),
-                     zero_point=int(rng.integers(-128, 128)))
+        y = g.tensor(
+            shape,
+            scale=s * float(np.exp(rng.uniform(-2, 2))),
+            zero_point=int(rng.integers(-128, 128)),
+        )
         g.op(OP.QUANTIZE, [x], [y])
     elif kind == "SOFTMAX":
         y = g.tensor(shape, scale=1 / 256, zero_point=-128)

@@ -6,7 +6,7 @@ also run by the TFLite Micro interpreter, so an invalid one fails loudly.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.compression import model_editor as me
@@ -31,8 +31,8 @@ class Graph:
         dtype: int = TT.INT8,
         scale: Any = None,
         zero_point: Any = 0,
-        axis: Optional[int] = None,
-        data: Optional[np.ndarray] = None,
+        axis: int | None = None,
+        data: np.ndarray | None = None,
     ) -> me.Tensor:
         self.count += 1
         q = None
@@ -41,15 +41,20 @@ class Graph:
             zps = [int(z) for z in np.atleast_1d(zero_point)]
             if len(zps) == 1 and len(scales) > 1:
                 zps = zps * len(scales)
-            q = me.Quantization(scales if len(scales) > 1 else scales[0],
-                                zps if len(zps) > 1 else zps[0], axis=axis)
+            q = me.Quantization(
+                scales if len(scales) > 1 else scales[0], zps if len(zps) > 1 else zps[0], axis=axis
+            )
         return self.sg.add_tensor(
-            shape=tuple(int(d) for d in shape), dtype=dtype, quantization=q,
-            name=f"t{self.count}", data=data,
+            shape=tuple(int(d) for d in shape),
+            dtype=dtype,
+            quantization=q,
+            name=f"t{self.count}",
+            data=data,
         )
 
-    def op(self, code: int, inputs: list, outputs: list, options: Any = None,
-           options_type: int = 0) -> None:
+    def op(
+        self, code: int, inputs: list, outputs: list, options: Any = None, options_type: int = 0
+    ) -> None:
         op = self.sg.add_operator(opcode=code, inputs=inputs, outputs=outputs)
         if options is not None:
             op._fb.builtinOptionsType = options_type

@@ -2,10 +2,12 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import demo
 from .compiler import compile
 from .errors import ModelError, UnsupportedOpError
 from .ir import Model, Op, Tensor
 from .loader import load
+from .memory import MemoryPlan, plan_memory
 from .runtime import Runtime
 
 try:
@@ -14,6 +16,7 @@ except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0+unknown"
 
 __all__ = [
+    "MemoryPlan",
     "Model",
     "ModelError",
     "Op",
@@ -22,5 +25,7 @@ __all__ = [
     "UnsupportedOpError",
     "__version__",
     "compile",
+    "demo",
     "load",
+    "plan_memory",
 ]

@@ -16,16 +16,21 @@ namespace py = pybind11;
 
 namespace {
 
-// 16-byte aligned storage owned by the interpreter.
+// 16-byte aligned storage owned by the interpreter (left uninitialized: the
+// loader guarantees every activation is written before it is read).
 struct AlignedBuffer {
-  explicit AlignedBuffer(size_t n) : raw(n + 16, 0) {
-    auto p = reinterpret_cast<uintptr_t>(raw.data());
+  explicit AlignedBuffer(size_t n) : raw(new uint8_t[n + 16]) {
+    auto p = reinterpret_cast<uintptr_t>(raw.get());
     offset = (16 - p % 16) % 16;
   }
-  uint8_t* data() { return raw.data() + offset; }
-  std::vector<uint8_t> raw;
+  uint8_t* data() { return raw.get() + offset; }
+  std::unique_ptr<uint8_t[]> raw;
   size_t offset;
 };
+
+// The host refuses arenas beyond this before allocating them: a hostile
+// header must not be able to make the process reserve gigabytes.
+constexpr size_t kMaxHostArena = size_t{1} << 30;
 
 py::dtype numpy_dtype(uint32_t dtype) {
   switch (dtype) {
@@ -43,6 +48,9 @@ class Interpreter {
     std::memcpy(blob_->data(), blob.data(), blob.size());
     size_t arena_size = 0;
     dtmm_status s = dtmm_blob_arena_size(blob_->data(), blob.size(), &arena_size);
+    if (s == DTMM_OK && arena_size > kMaxHostArena)
+      throw py::value_error("invalid dtmm model blob: it asks for an arena of " +
+                            std::to_string(arena_size) + " bytes (the host limit is 1 GiB)");
     if (s == DTMM_OK) {
       arena_ = std::make_unique<AlignedBuffer>(arena_size);
       s = dtmm_init(&model_, blob_->data(), blob.size(), arena_->data(), arena_size);
@@ -64,7 +72,10 @@ class Interpreter {
     const uint32_t n = inputs ? dtmm_num_inputs(&model_) : dtmm_num_outputs(&model_);
     for (uint32_t i = 0; i < n; ++i) {
       dtmm_tensor t;
-      if (inputs) dtmm_input(&model_, i, &t); else dtmm_output(&model_, i, &t);
+      if (inputs)
+        dtmm_input(&model_, i, &t);
+      else
+        dtmm_output(&model_, i, &t);
       py::dict d;
       d["name"] = std::string(t.name);
       d["shape"] = py::tuple(py::cast(std::vector<int32_t>(t.dims, t.dims + t.rank)));
@@ -193,8 +204,8 @@ PYBIND11_MODULE(_core, m) {
           py::arg("zero_point"), py::arg("channel_scales"), py::arg("channel_zero_points"),
           py::arg("quant_axis"), py::arg("data"))
       .def("add_op", &dtmm::BlobBuilder::add_op, py::arg("type"), py::arg("inputs"),
-           py::arg("outputs"), py::arg("options"), py::arg("name"),
-           py::arg("scratch_offset") = 0, py::arg("scratch_size") = 0)
+           py::arg("outputs"), py::arg("options"), py::arg("name"), py::arg("scratch_offset") = 0,
+           py::arg("scratch_size") = 0)
       .def("set_io", &dtmm::BlobBuilder::set_io)
       .def("finish", [](dtmm::BlobBuilder& b, uint32_t arena_size) {
         const std::vector<uint8_t> blob = b.finish(arena_size);

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _core
 from .errors import ModelError, UnsupportedOpError
+from .graph_passes import fold_constants
 from .ir import Model, Op, Tensor
 from .memory import plan_memory
 
@@ -49,25 +50,10 @@ def compile(model: Model, **options: Any) -> bytes:  # noqa: A001 - the public n
             builder.add_op(_core.OP_TYPES[op.type], ins, outs, _op_options(model, op), op.name)
         except ValueError as e:
             raise ModelError(f"{op.type} '{op.name}': {e}") from e
-    builder.set_io([tensor_index(t) for t in model.inputs], [tensor_index(t) for t in model.outputs])
+    builder.set_io(
+        [tensor_index(t) for t in model.inputs], [tensor_index(t) for t in model.outputs]
+    )
     return builder.finish(plan.arena_size)
-
-
-def fold_constants(model: Model) -> Model:
-    """Replace RESHAPE of a constant by a reshaped constant (nothing left to run)."""
-    if not any(op.type == "RESHAPE" and model.tensors[op.inputs[0]].is_constant for op in model.ops):
-        return model
-    model = model.copy()
-    kept = []
-    for op in model.ops:
-        src = model.tensors[op.inputs[0]] if op.inputs and op.inputs[0] else None
-        if op.type == "RESHAPE" and src is not None and src.is_constant:
-            out = model.tensors[op.outputs[0]]
-            out.data = src.data.reshape(out.shape)
-        else:
-            kept.append(op)
-    model.ops = kept
-    return model
 
 
 def _add_tensor(builder: Any, t: Tensor, offset: int | None) -> int:
@@ -125,5 +111,7 @@ def _op_options(model: Model, op: Op) -> Any:
     if op.type in ("CONV_2D", "DEPTHWISE_CONV_2D"):
         w = model.tensors[op.inputs[1]]
         if np.any(w.zero_point != 0):
-            raise UnsupportedOpError(op.type, op.name, "filter weights must be symmetric (zero point 0)")
+            raise UnsupportedOpError(
+                op.type, op.name, "filter weights must be symmetric (zero point 0)"
+            )
     return o

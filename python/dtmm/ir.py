@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +48,7 @@ class Tensor:
     scale: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     zero_point: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     quant_axis: int = 0
-    data: Optional[np.ndarray] = None
+    data: np.ndarray | None = None
 
     @property
     def is_constant(self) -> bool:
@@ -64,7 +64,7 @@ class Op:
     """One operator: its type, input/output tensor names and options."""
 
     type: str
-    inputs: list[Optional[str]]  # None marks an absent optional input (bias)
+    inputs: list[str | None]  # None marks an absent optional input (bias)
     outputs: list[str]
     options: dict[str, Any] = field(default_factory=dict)
     name: str = ""
@@ -84,7 +84,7 @@ class Model:
         """A deep copy: pruning never mutates the model it was given."""
         return copy.deepcopy(self)
 
-    def producer(self, tensor: str) -> Optional[Op]:
+    def producer(self, tensor: str) -> Op | None:
         for op in self.ops:
             if tensor in op.outputs:
                 return op

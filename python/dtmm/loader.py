@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import Union
 
 from .errors import ModelError
 from .ir import Model
 from .tflite_frontend import from_tflite_bytes
 
 
-def load(path_or_bytes: Union[str, os.PathLike, bytes, bytearray]) -> Model:
+def load(path_or_bytes: str | os.PathLike | bytes | bytearray) -> Model:
     """Load a ``.tflite`` model (a path or the file's bytes) into a :class:`dtmm.Model`.
 
     Raises :class:`dtmm.UnsupportedOpError` naming the op and node when the

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .graph_passes import fold_constants
 from .ir import Model
 
 ALIGN = 16  # every activation starts on a 16-byte boundary (vector loads)
@@ -45,6 +46,8 @@ def alias_roots(model: Model) -> dict[str, str]:
 
 
 def plan_memory(model: Model) -> MemoryPlan:
+    """Plan the arena for ``model`` as :func:`dtmm.compile` will lay it out."""
+    model = fold_constants(model)
     roots = alias_roots(model)
     n = len(model.ops)
     start: dict[str, int] = {}
@@ -71,11 +74,7 @@ def plan_memory(model: Model) -> MemoryPlan:
     placed: list[tuple[int, int, str]] = []  # (offset, size, root)
     offset_of: dict[str, int] = {}
     for r in order:
-        clashes = sorted(
-            (o, s)
-            for o, s, q in placed
-            if start[q] <= end[r] and start[r] <= end[q]
-        )
+        clashes = sorted((o, s) for o, s, q in placed if start[q] <= end[r] and start[r] <= end[q])
         candidate = 0
         for o, s in clashes:
             if candidate + size[r] <= o:

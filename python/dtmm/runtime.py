@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -37,16 +37,20 @@ class Runtime:
     optimized ones; both give identical outputs (the tests check it).
     """
 
-    def __init__(self, blob: Union[bytes, bytearray, memoryview], *, reference: bool = False) -> None:
+    def __init__(self, blob: bytes | bytearray | memoryview, *, reference: bool = False) -> None:
         if not isinstance(blob, (bytes, bytearray, memoryview)):
-            raise TypeError(f"Runtime expects the compiled blob as bytes, got {type(blob).__name__}")
+            raise TypeError(
+                f"Runtime expects the compiled blob as bytes, got {type(blob).__name__}"
+            )
         self._core = _core.Interpreter(bytes(blob), reference)
         self.inputs = [self._info(d) for d in self._core.inputs()]
         self.outputs = [self._info(d) for d in self._core.outputs()]
 
     @staticmethod
     def _info(d: dict) -> TensorInfo:
-        return TensorInfo(d["name"], tuple(d["shape"]), np.dtype(d["dtype"]), d["scale"], d["zero_point"])
+        return TensorInfo(
+            d["name"], tuple(d["shape"]), np.dtype(d["dtype"]), d["scale"], d["zero_point"]
+        )
 
     @property
     def arena_size(self) -> int:
@@ -73,7 +77,7 @@ class Runtime:
             f"(or a batch [N, {', '.join(map(str, shape[1:]))}]), got {a.shape}"
         )
 
-    def run(self, x: Any) -> Union[np.ndarray, list[np.ndarray]]:
+    def run(self, x: Any) -> np.ndarray | list[np.ndarray]:
         """Run inference. ``x`` is an array (a list of arrays for several inputs),
         with or without the batch dimension; a batch of N runs N inferences.
         Returns the output array, or a list when the model has several outputs."""
@@ -105,8 +109,7 @@ class Runtime:
         samples = np.array([self._core.invoke_timed() for _ in range(max(1, repeats))])
         medians = np.median(samples, axis=0)
         return [
-            OpProfile(op["name"], op["type"], float(t))
-            for op, t in zip(self._core.ops(), medians)
+            OpProfile(op["name"], op["type"], float(t)) for op, t in zip(self._core.ops(), medians)
         ]
 
     def __repr__(self) -> str:

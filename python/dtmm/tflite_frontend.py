@@ -7,7 +7,8 @@ the IR and rejects, by name, everything the runtime cannot execute exactly.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import tflite
@@ -31,7 +32,9 @@ _PADDING = {tflite.Padding.SAME: "SAME", tflite.Padding.VALID: "VALID"}
 def from_tflite_bytes(data: bytes, source: str = "") -> Model:
     """Parse a .tflite flatbuffer into a :class:`dtmm.Model`."""
     if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ModelError(f"{source or 'model'}: not a TFLite flatbuffer (missing 'TFL3' identifier)")
+        raise ModelError(
+            f"{source or 'model'}: not a TFLite flatbuffer (missing 'TFL3' identifier)"
+        )
     try:
         fb = tflite.Model.GetRootAsModel(data, 0)
         return _Importer(fb, data, source).run()
@@ -56,7 +59,7 @@ class _Importer:
 
     # ---- tensors
 
-    def buffer(self, index: int) -> Optional[bytes]:
+    def buffer(self, index: int) -> bytes | None:
         buf = self.fb.Buffers(index)
         if buf is None:
             return None
@@ -145,7 +148,7 @@ class _Importer:
             opts.Init(table.Bytes, table.Pos)
         return opts
 
-    def constant(self, name: Optional[str], node: str, op: str, what: str) -> np.ndarray:
+    def constant(self, name: str | None, node: str, op: str, what: str) -> np.ndarray:
         if name is None or self.tensors[name].data is None:
             raise UnsupportedOpError(op, node, f"{what} must be a constant tensor")
         return self.tensors[name].data
@@ -175,12 +178,16 @@ def _activation(opts: Any, op: str, node: str) -> str:
 
 def _conv(imp: _Importer, op: Any, ins: list, outs: list, node: str):
     o = imp.options(op, tflite.Conv2DOptions)
-    return "CONV_2D", {
-        "stride": (o.StrideH(), o.StrideW()),
-        "dilation": (o.DilationHFactor(), o.DilationWFactor()),
-        "padding": _PADDING[o.Padding()],
-        "activation": _activation(o, "CONV_2D", node),
-    }, ins
+    return (
+        "CONV_2D",
+        {
+            "stride": (o.StrideH(), o.StrideW()),
+            "dilation": (o.DilationHFactor(), o.DilationWFactor()),
+            "padding": _PADDING[o.Padding()],
+            "activation": _activation(o, "CONV_2D", node),
+        },
+        ins,
+    )
 
 
 def _depthwise(imp: _Importer, op: Any, ins: list, outs: list, node: str):
@@ -191,13 +198,17 @@ def _depthwise(imp: _Importer, op: Any, ins: list, outs: list, node: str):
         raise UnsupportedOpError(
             "DEPTHWISE_CONV_2D", node, f"{out_ch} output channels for {in_ch} input channels"
         )
-    return "DEPTHWISE_CONV_2D", {
-        "stride": (o.StrideH(), o.StrideW()),
-        "dilation": (o.DilationHFactor(), o.DilationWFactor()),
-        "padding": _PADDING[o.Padding()],
-        "depth_multiplier": out_ch // in_ch,
-        "activation": _activation(o, "DEPTHWISE_CONV_2D", node),
-    }, ins
+    return (
+        "DEPTHWISE_CONV_2D",
+        {
+            "stride": (o.StrideH(), o.StrideW()),
+            "dilation": (o.DilationHFactor(), o.DilationWFactor()),
+            "padding": _PADDING[o.Padding()],
+            "depth_multiplier": out_ch // in_ch,
+            "activation": _activation(o, "DEPTHWISE_CONV_2D", node),
+        },
+        ins,
+    )
 
 
 def _fully_connected(imp: _Importer, op: Any, ins: list, outs: list, node: str):
@@ -218,12 +229,16 @@ def _binary(kind: str, cls: type) -> Callable:
 def _pool(kind: str) -> Callable:
     def handler(imp: _Importer, op: Any, ins: list, outs: list, node: str):
         o = imp.options(op, tflite.Pool2DOptions)
-        return kind, {
-            "stride": (o.StrideH(), o.StrideW()),
-            "filter": (o.FilterHeight(), o.FilterWidth()),
-            "padding": _PADDING[o.Padding()],
-            "activation": _activation(o, kind, node),
-        }, ins
+        return (
+            kind,
+            {
+                "stride": (o.StrideH(), o.StrideW()),
+                "filter": (o.FilterHeight(), o.FilterWidth()),
+                "padding": _PADDING[o.Padding()],
+                "activation": _activation(o, kind, node),
+            },
+            ins,
+        )
 
     return handler
 

@@ -30,8 +30,8 @@ std::string shape_str(const std::vector<int32_t>& s) {
 }
 
 // TFLite's CalculateActivationRangeQuantized for int8 outputs.
-void activation_range(int32_t activation, const TensorSpec& out, const std::string& op,
-                      int32_t* lo, int32_t* hi) {
+void activation_range(int32_t activation, const TensorSpec& out, const std::string& op, int32_t* lo,
+                      int32_t* hi) {
   const auto quantize = [&](float f) {
     return out.zero_point + static_cast<int32_t>(std::round(f / out.scale));
   };
@@ -97,7 +97,9 @@ void quantize_multiplier(double m, int32_t* quantized, int32_t* shift) {
   *shift = exponent;
 }
 
-BlobBuilder::BlobBuilder() { strings_.push_back('\0'); }
+BlobBuilder::BlobBuilder() {
+  strings_.push_back('\0');
+}
 
 uint32_t BlobBuilder::add_data(const void* data, size_t size, size_t align) {
   while ((sizeof(dtmm_blob_header) + data_.size()) % align) data_.push_back(0);
@@ -155,14 +157,16 @@ uint32_t BlobBuilder::add_folded_bias(uint32_t weights, uint32_t bias, int32_t i
   const dtmm_tensor_record& w = tensors_.at(weights);
   if (w.storage != DTMM_STORAGE_CONST || w.dtype != DTMM_INT8)
     throw std::invalid_argument("weights '" + specs_[weights].name + "' must be an int8 constant");
-  const int8_t* wd = reinterpret_cast<const int8_t*>(data_.data() + (w.offset - sizeof(dtmm_blob_header)));
+  const int8_t* wd =
+      reinterpret_cast<const int8_t*>(data_.data() + (w.offset - sizeof(dtmm_blob_header)));
   const size_t per_channel = w.size / static_cast<size_t>(channels);
   std::vector<uint32_t> folded(static_cast<size_t>(channels), 0);
   if (bias != UINT32_MAX) {
     const dtmm_tensor_record& b = tensors_.at(bias);
     if (b.storage != DTMM_STORAGE_CONST || b.dtype != DTMM_INT32 || b.size != 4u * channels)
-      throw std::invalid_argument("bias '" + specs_[bias].name + "' must be an int32 constant with " +
-                                  std::to_string(channels) + " values");
+      throw std::invalid_argument("bias '" + specs_[bias].name +
+                                  "' must be an int32 constant with " + std::to_string(channels) +
+                                  " values");
     std::memcpy(folded.data(), data_.data() + (b.offset - sizeof(dtmm_blob_header)), b.size);
   }
   for (int32_t c = 0; c < channels; ++c) {
@@ -195,8 +199,8 @@ const TensorSpec& BlobBuilder::spec(uint32_t index, const std::string& op) const
 }
 
 std::vector<uint8_t> BlobBuilder::params_for(int32_t type, const std::vector<uint32_t>& in,
-                                             const std::vector<uint32_t>& out,
-                                             const OpOptions& o, const std::string& name) {
+                                             const std::vector<uint32_t>& out, const OpOptions& o,
+                                             const std::string& name) {
   const auto need_inputs = [&](size_t lo, size_t hi) {
     if (in.size() < lo || in.size() > hi || out.size() != 1)
       fail(name, "expects " + std::to_string(lo) + ".." + std::to_string(hi) +
@@ -239,14 +243,14 @@ std::vector<uint8_t> BlobBuilder::params_for(int32_t type, const std::vector<uin
       std::vector<int32_t> table(2 * static_cast<size_t>(channels));
       for (int32_t c = 0; c < channels; ++c) {
         const float ws = w.channel_scales.size() > 1 ? w.channel_scales.at(c) : w.scale;
-        const double effective = static_cast<double>(x.scale) * static_cast<double>(ws) /
-                                 static_cast<double>(y.scale);
+        const double effective =
+            static_cast<double>(x.scale) * static_cast<double>(ws) / static_cast<double>(y.scale);
         quantize_multiplier(effective, &table[c], &table[channels + c]);
       }
       p.quant_offset = add_data(table.data(), 4 * table.size(), 4);
-      p.folded_bias_offset = add_folded_bias(in[1], in.size() > 2 ? in[2] : UINT32_MAX,
-                                             p.input_offset, channels,
-                                             type == DTMM_OP_DEPTHWISE_CONV_2D);
+      p.folded_bias_offset =
+          add_folded_bias(in[1], in.size() > 2 ? in[2] : UINT32_MAX, p.input_offset, channels,
+                          type == DTMM_OP_DEPTHWISE_CONV_2D);
       return as_bytes(p);
     }
     case DTMM_OP_FULLY_CONNECTED: {
@@ -267,8 +271,8 @@ std::vector<uint8_t> BlobBuilder::params_for(int32_t type, const std::vector<uin
       std::vector<int32_t> table(2 * static_cast<size_t>(p.num_channels));
       for (uint32_t c = 0; c < p.num_channels; ++c) {
         const float ws = per_channel ? w.channel_scales.at(c) : w.scale;
-        const double effective = static_cast<double>(x.scale) * static_cast<double>(ws) /
-                                 static_cast<double>(y.scale);
+        const double effective =
+            static_cast<double>(x.scale) * static_cast<double>(ws) / static_cast<double>(y.scale);
         quantize_multiplier(effective, &table[c], &table[p.num_channels + c]);
       }
       p.quant_offset = add_data(table.data(), 4 * table.size(), 4);
@@ -399,9 +403,7 @@ std::vector<uint8_t> BlobBuilder::params_for(int32_t type, const std::vector<uin
       p.axis = o.axis < 0 ? o.axis + static_cast<int32_t>(y.shape.size()) : o.axis;
       return as_bytes(p);
     }
-    case DTMM_OP_RESHAPE:
-      need_inputs(1, 1);
-      return {};
+    case DTMM_OP_RESHAPE: need_inputs(1, 1); return {};
     case DTMM_OP_SOFTMAX: {
       need_inputs(1, 1);
       const TensorSpec& x = spec(in[0], name);
@@ -411,9 +413,9 @@ std::vector<uint8_t> BlobBuilder::params_for(int32_t type, const std::vector<uin
         fail(name, "int8 softmax output must have scale 1/256 and zero point -128");
       constexpr int kScaledDiffIntegerBits = 5;
       dtmm_softmax_params p{};
-      const double real = std::min<double>(static_cast<double>(o.beta) * x.scale *
-                                               (1 << (31 - kScaledDiffIntegerBits)),
-                                           static_cast<double>((int64_t{1} << 31) - 1));
+      const double real = std::min<double>(
+          static_cast<double>(o.beta) * x.scale * (1 << (31 - kScaledDiffIntegerBits)),
+          static_cast<double>((int64_t{1} << 31) - 1));
       quantize_multiplier(real, &p.input_multiplier, &p.input_left_shift);
       const double radius = 1.0 * ((1 << kScaledDiffIntegerBits) - 1) *
                             static_cast<double>(int64_t{1} << (31 - kScaledDiffIntegerBits)) /
@@ -435,7 +437,8 @@ std::vector<uint8_t> BlobBuilder::params_for(int32_t type, const std::vector<uin
       int exponent = 0;
       const double q = std::frexp(real, &exponent);
       p.input_left_shift = exponent;
-      p.input_multiplier = static_cast<int32_t>(std::round(q * static_cast<double>(int64_t{1} << 31)));
+      p.input_multiplier =
+          static_cast<int32_t>(std::round(q * static_cast<double>(int64_t{1} << 31)));
       const double radius = 1.0 * ((1 << kInputIntegerBits) - 1) *
                             static_cast<double>(int64_t{1} << (31 - kInputIntegerBits)) /
                             std::ldexp(1.0, exponent);
@@ -475,8 +478,7 @@ std::vector<uint8_t> BlobBuilder::params_for(int32_t type, const std::vector<uin
 
 void BlobBuilder::add_op(int32_t type, const std::vector<uint32_t>& inputs,
                          const std::vector<uint32_t>& outputs, const OpOptions& options,
-                         const std::string& name, uint32_t scratch_offset,
-                         uint32_t scratch_size) {
+                         const std::string& name, uint32_t scratch_offset, uint32_t scratch_size) {
   if (inputs.size() + outputs.size() > DTMM_MAX_OP_IO)
     fail(name, "too many inputs and outputs (" + std::to_string(inputs.size() + outputs.size()) +
                    " > " + std::to_string(DTMM_MAX_OP_IO) + ")");

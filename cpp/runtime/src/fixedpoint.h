@@ -57,7 +57,9 @@ inline int32_t add(int32_t a, int32_t b) {  // wrapping, as the reference's raw 
 inline int32_t sub(int32_t a, int32_t b) {
   return static_cast<int32_t>(static_cast<uint32_t>(a) - static_cast<uint32_t>(b));
 }
-inline int32_t mul(int32_t a, int32_t b) { return saturating_rounding_doubling_high_mul(a, b); }
+inline int32_t mul(int32_t a, int32_t b) {
+  return saturating_rounding_doubling_high_mul(a, b);
+}
 
 // x * 2^exponent with saturation (exponent > 0) or rounding (exponent < 0).
 inline int32_t saturating_rounding_mul_by_pot(int32_t x, int exponent) {
@@ -101,9 +103,8 @@ inline int32_t exp_on_negative_values(int32_t a, int integer_bits) {
   const int32_t mask = one_quarter - 1;
   const int32_t a_mod_quarter_minus_quarter = sub(a & mask, one_quarter);
   // Rescale to Q0: multiply by 2^integer_bits.
-  int32_t result =
-      exp_on_interval_quarter(saturating_rounding_mul_by_pot(a_mod_quarter_minus_quarter,
-                                                             integer_bits));
+  int32_t result = exp_on_interval_quarter(
+      saturating_rounding_mul_by_pot(a_mod_quarter_minus_quarter, integer_bits));
   const int32_t remainder = sub(a_mod_quarter_minus_quarter, a);
   // exp(-2^k) in Q0 for k = -2 .. 4: multiply in each bit of the remainder.
   static const int32_t kMultipliers[7] = {1672461947, 1302514674, 790015084, 290630308,
@@ -127,7 +128,7 @@ inline int32_t exp_on_negative_values(int32_t a, int integer_bits) {
 // 1 / (1 + a) for a in [0, 1) in Q0; Newton-Raphson division, result in Q0.
 inline int32_t one_over_one_plus_x_for_x_in_0_1(int32_t a) {
   const int32_t half_denominator = rounding_half_sum(a, kQ0One);
-  const int32_t c48_over_17 = 1515870810;    // Q2
+  const int32_t c48_over_17 = 1515870810;      // Q2
   const int32_t cneg32_over_17 = -1010580540;  // Q2
   const int32_t q2_one = 1 << 29;
   int32_t x = add(c48_over_17, mul(half_denominator, cneg32_over_17));

@@ -50,9 +50,15 @@ const char* dtmm_status_name(dtmm_status status) {
   }
 }
 
-uint32_t dtmm_num_inputs(const dtmm_model* m) { return m && m->header ? m->header->num_inputs : 0; }
-uint32_t dtmm_num_outputs(const dtmm_model* m) { return m && m->header ? m->header->num_outputs : 0; }
-uint32_t dtmm_num_ops(const dtmm_model* m) { return m && m->header ? m->header->num_ops : 0; }
+uint32_t dtmm_num_inputs(const dtmm_model* m) {
+  return m && m->header ? m->header->num_inputs : 0;
+}
+uint32_t dtmm_num_outputs(const dtmm_model* m) {
+  return m && m->header ? m->header->num_outputs : 0;
+}
+uint32_t dtmm_num_ops(const dtmm_model* m) {
+  return m && m->header ? m->header->num_ops : 0;
+}
 
 dtmm_status dtmm_tensor_info(const dtmm_model* m, uint32_t index, dtmm_tensor* out) {
   return fill_tensor(m, index, out);

@@ -12,6 +12,10 @@
 namespace dtmm {
 namespace {
 
+static_assert(sizeof(dtmm_blob_header) == 64, "format v1 header is 64 bytes");
+static_assert(sizeof(dtmm_tensor_record) == 64, "format v1 tensor record is 64 bytes");
+static_assert(sizeof(dtmm_op_record) == 32, "format v1 op record is 32 bytes");
+
 constexpr uint32_t kAbsent = UINT32_MAX;
 
 uint32_t dtype_size(uint32_t dtype) {
@@ -36,7 +40,9 @@ dtmm_status check_header(const uint8_t* blob, size_t blob_size, const dtmm_blob_
   return DTMM_OK;
 }
 
-const dtmm_tensor_record& tensor(const dtmm_model& m, uint32_t i) { return tensor_records(m)[i]; }
+const dtmm_tensor_record& tensor(const dtmm_model& m, uint32_t i) {
+  return tensor_records(m)[i];
+}
 
 const uint32_t* op_io(const dtmm_model& m, const dtmm_op_record& op) {
   return reinterpret_cast<const uint32_t*>(m.blob + op.io_offset);
@@ -64,7 +70,8 @@ dtmm_status check_tables(const dtmm_model& m) {
 dtmm_status check_tensor(const dtmm_model& m, uint32_t i) {
   const dtmm_tensor_record& t = tensor(m, i);
   const uint32_t es = dtype_size(t.dtype);
-  if (es == 0 || t.rank > DTMM_MAX_RANK || t.storage > DTMM_STORAGE_CONST) return DTMM_ERR_BAD_TENSOR;
+  if (es == 0 || t.rank > DTMM_MAX_RANK || t.storage > DTMM_STORAGE_CONST)
+    return DTMM_ERR_BAD_TENSOR;
   uint64_t count = 1;
   for (uint32_t d = 0; d < DTMM_MAX_RANK; ++d) {
     if (d < t.rank) {
@@ -98,8 +105,7 @@ dtmm_status check_op_records(dtmm_model& m) {
     m.error_op = k;
     const dtmm_op_record& op = op_records(m)[k];
     const OpKernel* kernel = find_kernel(op.type);
-    if (!kernel || op.num_outputs == 0 ||
-        uint32_t{op.num_inputs} + op.num_outputs > DTMM_MAX_OP_IO)
+    if (!kernel || op.num_outputs == 0 || uint32_t{op.num_inputs} + op.num_outputs > DTMM_MAX_OP_IO)
       return DTMM_ERR_BAD_OP;
     if (op.name >= h.strings_size) return DTMM_ERR_OUT_OF_BOUNDS;
     if (!range_ok(op.io_offset, (uint64_t{op.num_inputs} + op.num_outputs) * 4, h.total_size, 4))
@@ -202,6 +208,20 @@ bool bytes_overlap(uint64_t a, uint64_t an, uint64_t b, uint64_t bn) {
 
 dtmm_status check_memory_plan(dtmm_model& m) {
   const uint32_t nt = m.header->num_tensors;
+  // The arena must be exactly what the plan uses (rounded up to 16 bytes):
+  // a larger figure would make callers reserve memory nothing ever touches.
+  uint64_t used = 0;
+  for (uint32_t i = 0; i < nt; ++i) {
+    const dtmm_tensor_record& t = tensor(m, i);
+    if (t.storage == DTMM_STORAGE_ARENA && uint64_t{t.offset} + t.size > used)
+      used = uint64_t{t.offset} + t.size;
+  }
+  for (uint32_t k = 0; k < m.header->num_ops; ++k) {
+    const dtmm_op_record& op = op_records(m)[k];
+    if (op.scratch_size && uint64_t{op.scratch_offset} + op.scratch_size > used)
+      used = uint64_t{op.scratch_offset} + op.scratch_size;
+  }
+  if (m.header->arena_size > (used + 15) / 16 * 16) return DTMM_ERR_BAD_MEMORY_PLAN;
   for (uint32_t a = 0; a < nt; ++a) {
     const dtmm_tensor_record& ta = tensor(m, a);
     if (ta.storage != DTMM_STORAGE_ARENA) continue;
@@ -210,12 +230,13 @@ dtmm_status check_memory_plan(dtmm_model& m) {
     if (lifetime(m, a, &la) != DTMM_OK) return DTMM_ERR_BAD_MEMORY_PLAN;
     for (uint32_t b = a + 1; b < nt; ++b) {
       const dtmm_tensor_record& tb = tensor(m, b);
-      if (tb.storage != DTMM_STORAGE_ARENA || !bytes_overlap(ta.offset, ta.size, tb.offset, tb.size))
+      if (tb.storage != DTMM_STORAGE_ARENA ||
+          !bytes_overlap(ta.offset, ta.size, tb.offset, tb.size))
         continue;
       Interval lb;
       if (lifetime(m, b, &lb) != DTMM_OK) return DTMM_ERR_BAD_MEMORY_PLAN;
-      const bool live_together = la.start <= lb.end && lb.start <= la.end &&
-                                 la.start <= la.end && lb.start <= lb.end;
+      const bool live_together =
+          la.start <= lb.end && lb.start <= la.end && la.start <= la.end && lb.start <= lb.end;
       if (live_together && alias_root(m, a) != alias_root(m, b)) return DTMM_ERR_BAD_MEMORY_PLAN;
     }
     for (uint32_t k = 0; k < m.header->num_ops; ++k) {
@@ -270,8 +291,8 @@ extern "C" dtmm_status dtmm_blob_arena_size(const void* blob, size_t blob_size,
   return DTMM_OK;
 }
 
-extern "C" dtmm_status dtmm_init(dtmm_model* model, const void* blob, size_t blob_size,
-                                 void* arena, size_t arena_size) {
+extern "C" dtmm_status dtmm_init(dtmm_model* model, const void* blob, size_t blob_size, void* arena,
+                                 size_t arena_size) {
   if (!model) return DTMM_ERR_NULL_ARGUMENT;
   memset(model, 0, sizeof(*model));
   model->error_op = UINT32_MAX;

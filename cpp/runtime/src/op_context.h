@@ -76,9 +76,15 @@ inline bool same_shape(const dtmm_tensor_record& a, const dtmm_tensor_record& b)
   return true;
 }
 
-inline bool valid_shift(int32_t shift) { return shift >= -31 && shift <= 30; }
-inline bool valid_multiplier(int32_t m) { return m >= 0; }
-inline bool valid_clamp(int32_t lo, int32_t hi) { return -128 <= lo && lo <= hi && hi <= 127; }
+inline bool valid_shift(int32_t shift) {
+  return shift >= -31 && shift <= 30;
+}
+inline bool valid_multiplier(int32_t m) {
+  return m >= 0;
+}
+inline bool valid_clamp(int32_t lo, int32_t hi) {
+  return -128 <= lo && lo <= hi && hi <= 127;
+}
 
 }  // namespace dtmm
 

@@ -66,8 +66,8 @@ class BlobBuilder {
                                   const std::vector<uint32_t>& out, const OpOptions& o,
                                   const std::string& name);
   // bias + input_offset * (sum of each output channel's weights), wrapping.
-  uint32_t add_folded_bias(uint32_t weights, uint32_t bias, int32_t input_offset,
-                           int32_t channels, bool depthwise);
+  uint32_t add_folded_bias(uint32_t weights, uint32_t bias, int32_t input_offset, int32_t channels,
+                           bool depthwise);
 
   std::vector<uint8_t> data_;  // starts at blob offset sizeof(dtmm_blob_header)
   std::string strings_;

@@ -26,18 +26,18 @@ extern "C" {
 typedef enum {
   DTMM_OK = 0,
   DTMM_ERR_NULL_ARGUMENT,
-  DTMM_ERR_BLOB_ALIGNMENT,    // blob pointer not 16-byte aligned
-  DTMM_ERR_TRUNCATED,         // blob shorter than its header says
+  DTMM_ERR_BLOB_ALIGNMENT,  // blob pointer not 16-byte aligned
+  DTMM_ERR_TRUNCATED,       // blob shorter than its header says
   DTMM_ERR_BAD_MAGIC,
   DTMM_ERR_BAD_VERSION,
   DTMM_ERR_BAD_CHECKSUM,
-  DTMM_ERR_OUT_OF_BOUNDS,     // an offset or length points outside the blob
-  DTMM_ERR_BAD_TENSOR,        // dtype, rank, dims or size inconsistent
-  DTMM_ERR_BAD_OP,            // unknown op type or wrong arity
-  DTMM_ERR_BAD_PARAMS,        // op parameters out of range or shapes mismatch
-  DTMM_ERR_ARENA_TOO_SMALL,   // caller's arena smaller than the model needs
-  DTMM_ERR_BAD_MEMORY_PLAN,   // activation outside the arena or live overlap
-  DTMM_ERR_INDEX,             // tensor/input/output index out of range
+  DTMM_ERR_OUT_OF_BOUNDS,    // an offset or length points outside the blob
+  DTMM_ERR_BAD_TENSOR,       // dtype, rank, dims or size inconsistent
+  DTMM_ERR_BAD_OP,           // unknown op type or wrong arity
+  DTMM_ERR_BAD_PARAMS,       // op parameters out of range or shapes mismatch
+  DTMM_ERR_ARENA_TOO_SMALL,  // caller's arena smaller than the model needs
+  DTMM_ERR_BAD_MEMORY_PLAN,  // activation outside the arena or live overlap
+  DTMM_ERR_INDEX,            // tensor/input/output index out of range
   DTMM_STATUS_COUNT_
 } dtmm_status;
 

@@ -19,8 +19,8 @@ extern "C" {
 #define DTMM_VERSION_MAJOR 1
 #define DTMM_VERSION_MINOR 0
 #define DTMM_MAX_RANK 6
-#define DTMM_MAX_OP_IO 64   // inputs + outputs of one op (CONCATENATION)
-#define DTMM_CONST_ALIGN 16 // constant data alignment, for vector loads
+#define DTMM_MAX_OP_IO 64       // inputs + outputs of one op (CONCATENATION)
+#define DTMM_CONST_ALIGN 16     // constant data alignment, for vector loads
 #define DTMM_CHECKSUM_START 16  // the CRC-32 covers bytes [16, total_size)
 
 typedef enum {
@@ -67,7 +67,7 @@ typedef struct {
   uint32_t ops_offset;  // dtmm_op_record[num_ops], in execution order
   uint32_t num_inputs;
   uint32_t num_outputs;
-  uint32_t io_offset;  // uint32 tensor index[num_inputs + num_outputs]
+  uint32_t io_offset;       // uint32 tensor index[num_inputs + num_outputs]
   uint32_t strings_offset;  // NUL-terminated names
   uint32_t strings_size;
   uint32_t data_offset;  // constants and op params
@@ -75,10 +75,10 @@ typedef struct {
 } dtmm_blob_header;
 
 typedef struct {
-  uint8_t dtype;       // dtmm_dtype
-  uint8_t rank;        // 0..DTMM_MAX_RANK
-  uint8_t storage;     // dtmm_storage
-  uint8_t quant_axis;  // axis of per-channel quantization
+  uint8_t dtype;                // dtmm_dtype
+  uint8_t rank;                 // 0..DTMM_MAX_RANK
+  uint8_t storage;              // dtmm_storage
+  uint8_t quant_axis;           // axis of per-channel quantization
   int32_t dims[DTMM_MAX_RANK];  // unused trailing dims are 0
   uint32_t offset;              // arena or blob offset, per storage
   uint32_t size;                // bytes: product(dims) * sizeof(dtype)
@@ -94,9 +94,9 @@ typedef struct {
   uint16_t type;  // dtmm_op_type
   uint8_t num_inputs;
   uint8_t num_outputs;
-  uint32_t io_offset;      // blob offset of uint32 index[num_inputs + num_outputs]
-  uint32_t params_offset;  // blob offset of the op's params struct below
-  uint32_t params_size;    // must equal sizeof(that struct)
+  uint32_t io_offset;       // blob offset of uint32 index[num_inputs + num_outputs]
+  uint32_t params_offset;   // blob offset of the op's params struct below
+  uint32_t params_size;     // must equal sizeof(that struct)
   uint32_t scratch_offset;  // arena offset of the op's scratch buffer
   uint32_t scratch_size;
   uint32_t name;  // offset into the string table
@@ -112,12 +112,12 @@ typedef enum { DTMM_PAD_VALID = 0, DTMM_PAD_SAME = 1 } dtmm_padding;
 typedef struct {
   int32_t stride_h, stride_w;
   int32_t dilation_h, dilation_w;
-  int32_t pad_h, pad_w;       // top/left padding, computed from dtmm_padding
-  int32_t depth_multiplier;   // depthwise only; 0 for CONV_2D
-  int32_t input_offset;       // -input zero point
-  int32_t output_offset;      // output zero point
-  int32_t act_min, act_max;   // fused activation clamp, in output units
-  uint32_t quant_offset;      // int32 multiplier[out_ch], int32 shift[out_ch]
+  int32_t pad_h, pad_w;      // top/left padding, computed from dtmm_padding
+  int32_t depth_multiplier;  // depthwise only; 0 for CONV_2D
+  int32_t input_offset;      // -input zero point
+  int32_t output_offset;     // output zero point
+  int32_t act_min, act_max;  // fused activation clamp, in output units
+  uint32_t quant_offset;     // int32 multiplier[out_ch], int32 shift[out_ch]
   // int32[out_ch]: bias + input_offset * sum(filter[oc]), for pixels whose
   // window lies inside the input (the zero-point correction folded offline).
   uint32_t folded_bias_offset;
@@ -129,8 +129,8 @@ typedef struct {
   int32_t filter_offset;  // -weights zero point (0 for symmetric weights)
   int32_t output_offset;
   int32_t act_min, act_max;
-  uint32_t num_channels;  // 1 (per-tensor) or out (per-channel)
-  uint32_t quant_offset;  // int32 multiplier[num_channels], int32 shift[num_channels]
+  uint32_t num_channels;        // 1 (per-tensor) or out (per-channel)
+  uint32_t quant_offset;        // int32 multiplier[num_channels], int32 shift[num_channels]
   uint32_t folded_bias_offset;  // int32[units]: bias + input_offset * sum(w[o]) (filter_offset 0)
 } dtmm_fc_params;
 
@@ -198,7 +198,7 @@ typedef struct {
 typedef struct {
   float output_scale;
   int32_t output_zero_point;
-  int32_t input_zero_point;  // int8 input only
+  int32_t input_zero_point;   // int8 input only
   int32_t multiplier, shift;  // int8 input only
 } dtmm_quantize_params;
 

@@ -6,7 +6,9 @@
 
 namespace dtmm {
 
-static uint32_t element_size(uint32_t dtype) { return dtype == DTMM_INT8 ? 1u : 4u; }
+static uint32_t element_size(uint32_t dtype) {
+  return dtype == DTMM_INT8 ? 1u : 4u;
+}
 
 dtmm_status validate_concatenation(const OpContext& ctx) {
   if (ctx.num_inputs() < 1 || ctx.op->num_outputs != 1) return DTMM_ERR_BAD_OP;
@@ -19,7 +21,8 @@ dtmm_status validate_concatenation(const OpContext& ctx) {
     const auto& in = ctx.in(i);
     if (in.dtype != out.dtype || in.rank != out.rank) return DTMM_ERR_BAD_PARAMS;
     for (uint32_t d = 0; d < out.rank; ++d)
-      if (static_cast<int32_t>(d) != p.axis && in.dims[d] != out.dims[d]) return DTMM_ERR_BAD_PARAMS;
+      if (static_cast<int32_t>(d) != p.axis && in.dims[d] != out.dims[d])
+        return DTMM_ERR_BAD_PARAMS;
     total += in.dims[p.axis];
   }
   if (total != out.dims[p.axis]) return DTMM_ERR_BAD_PARAMS;
@@ -39,7 +42,8 @@ void eval_concatenation(const OpContext& ctx) {
   for (uint32_t i = 0; i < ctx.num_inputs(); ++i) {
     const uint8_t* x = ctx.in_data<uint8_t>(i);
     const int64_t row = ctx.in(i).dims[p.axis] * inner;
-    for (int64_t o = 0; o < outer; ++o) memcpy(y + o * out_row + col, x + o * row, static_cast<size_t>(row));
+    for (int64_t o = 0; o < outer; ++o)
+      memcpy(y + o * out_row + col, x + o * row, static_cast<size_t>(row));
     col += row;
   }
 }

@@ -34,9 +34,9 @@ dtmm_status validate_conv2d(const OpContext& ctx) {
   const auto& p = ctx.p<dtmm_conv_params>();
   if (p.stride_h < 1 || p.stride_w < 1 || p.dilation_h < 1 || p.dilation_w < 1 ||
       p.stride_h > 1024 || p.stride_w > 1024 || p.dilation_h > 1024 || p.dilation_w > 1024 ||
-      p.pad_h < 0 || p.pad_w < 0 || p.pad_h > 65536 || p.pad_w > 65536 ||
-      p.depth_multiplier != 0 || !valid_zero_point(-p.input_offset) ||
-      !valid_zero_point(p.output_offset) || !valid_clamp(p.act_min, p.act_max))
+      p.pad_h < 0 || p.pad_w < 0 || p.pad_h > 65536 || p.pad_w > 65536 || p.depth_multiplier != 0 ||
+      !valid_zero_point(-p.input_offset) || !valid_zero_point(p.output_offset) ||
+      !valid_clamp(p.act_min, p.act_max))
     return DTMM_ERR_BAD_PARAMS;
   if (!valid_quant_table(ctx, p.quant_offset, static_cast<uint32_t>(oc)) ||
       !ctx.blob_array_ok(p.folded_bias_offset, uint64_t{4} * static_cast<uint32_t>(oc)))
@@ -116,7 +116,7 @@ void eval_conv2d(const OpContext& ctx) {
   const int32_t* shift = mult + oc_count;
   const int32_t batches = in.dims[0], ih = in.dims[1], iw = in.dims[2];
   const int32_t oh = out.dims[1], ow = out.dims[2];
-  const int32_t row_len = kw * ic;           // contiguous bytes per filter row
+  const int32_t row_len = kw * ic;  // contiguous bytes per filter row
   const int64_t filter_len = int64_t{kh} * row_len;
 
   const auto finish = [&](int32_t acc, int32_t oc) {
@@ -160,7 +160,8 @@ void eval_conv2d(const OpContext& ctx) {
             dot4_i8(window + ky * in_row, w0 + r, w0 + filter_len + r, w0 + 2 * filter_len + r,
                     w0 + 3 * filter_len + r, row_len, acc);
           }
-          for (int32_t j = 0; j < 4; ++j) out_px[oc + j] = finish(fx::add(acc[j], folded[oc + j]), oc + j);
+          for (int32_t j = 0; j < 4; ++j)
+            out_px[oc + j] = finish(fx::add(acc[j], folded[oc + j]), oc + j);
         }
         for (; oc < oc_count; ++oc) {
           int32_t acc = 0;

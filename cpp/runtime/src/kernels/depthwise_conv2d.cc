@@ -131,8 +131,8 @@ void eval_depthwise_conv2d(const OpContext& ctx) {
           }
           for (int32_t c = 0; c < n; ++c) {
             const int32_t oc = c0 + c;
-            int32_t v = inside ? fx::add(acc[c], folded[oc])
-                               : (bias ? fx::add(acc[c], bias[oc]) : acc[c]);
+            int32_t v =
+                inside ? fx::add(acc[c], folded[oc]) : (bias ? fx::add(acc[c], bias[oc]) : acc[c]);
             v = multiply_by_quantized_multiplier(v, mult[oc], shift[oc]) + p.output_offset;
             out_px[oc] = static_cast<int8_t>(clamp_i32(v, p.act_min, p.act_max));
           }

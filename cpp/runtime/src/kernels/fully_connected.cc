@@ -19,7 +19,8 @@ dtmm_status validate_fully_connected(const OpContext& ctx) {
       w.storage != DTMM_STORAGE_CONST)
     return DTMM_ERR_BAD_PARAMS;
   const int64_t units = w.dims[0], depth = w.dims[1];
-  if (depth <= 0 || depth > kMaxFcDepth || num_elements(in) % depth != 0) return DTMM_ERR_BAD_PARAMS;
+  if (depth <= 0 || depth > kMaxFcDepth || num_elements(in) % depth != 0)
+    return DTMM_ERR_BAD_PARAMS;
   const uint64_t batches = num_elements(in) / depth;
   if (out.dims[out.rank - 1] != units || num_elements(out) != batches * units)
     return DTMM_ERR_BAD_PARAMS;
@@ -83,7 +84,8 @@ void eval_fully_connected(const OpContext& ctx) {
     for (int32_t o = 0; o < units; ++o) {
       const int8_t* wr = weights + static_cast<int64_t>(o) * depth;
       int32_t acc = 0;
-      for (int32_t i = 0; i < depth; ++i) acc += (row[i] + p.input_offset) * (wr[i] + p.filter_offset);
+      for (int32_t i = 0; i < depth; ++i)
+        acc += (row[i] + p.input_offset) * (wr[i] + p.filter_offset);
       if (bias) acc = fx::add(acc, bias[o]);
       y[b * units + o] = finish(acc, o);
     }

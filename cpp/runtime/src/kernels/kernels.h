@@ -7,7 +7,7 @@
 
 namespace dtmm {
 
-#define DTMM_DECLARE_OP(name)                          \
+#define DTMM_DECLARE_OP(name)                        \
   dtmm_status validate_##name(const OpContext& ctx); \
   void eval_##name(const OpContext& ctx);
 
@@ -30,8 +30,12 @@ DTMM_DECLARE_OP(dequantize)
 #undef DTMM_DECLARE_OP
 
 // Checks shared by the int8 ops.
-inline bool is_int8(const dtmm_tensor_record& t) { return t.dtype == DTMM_INT8; }
-inline bool valid_zero_point(int32_t zp) { return zp >= -128 && zp <= 127; }
+inline bool is_int8(const dtmm_tensor_record& t) {
+  return t.dtype == DTMM_INT8;
+}
+inline bool valid_zero_point(int32_t zp) {
+  return zp >= -128 && zp <= 127;
+}
 // A per-channel (multiplier, shift) table of n entries at a blob offset.
 bool valid_quant_table(const OpContext& ctx, uint32_t offset, uint32_t n);
 

@@ -31,7 +31,8 @@ void eval_logistic(const OpContext& ctx) {
     } else if (v >= p.input_range_radius) {
       y[i] = 127;
     } else {
-      const int32_t q4 = multiply_by_quantized_multiplier(v, p.input_multiplier, p.input_left_shift);
+      const int32_t q4 =
+          multiply_by_quantized_multiplier(v, p.input_multiplier, p.input_left_shift);
       const int32_t q0 = fx::logistic(q4, kInputIntegerBits);
       const int32_t out = rounding_divide_by_pot(q0, 31 - 8) - 128;
       y[i] = static_cast<int8_t>(clamp_i32(out, -128, 127));

@@ -29,9 +29,8 @@ void eval_mul(const OpContext& ctx) {
   // Offsets make each factor at most 255 in magnitude: the product fits easily.
   for_each_broadcast(ctx.in(0), ctx.in(1), ctx.out(), [&](int64_t i, int64_t ia, int64_t ib) {
     const int32_t prod = (a[ia] + p.input1_offset) * (b[ib] + p.input2_offset);
-    const int32_t v =
-        multiply_by_quantized_multiplier(prod, p.output_multiplier, p.output_shift) +
-        p.output_offset;
+    const int32_t v = multiply_by_quantized_multiplier(prod, p.output_multiplier, p.output_shift) +
+                      p.output_offset;
     y[i] = static_cast<int8_t>(clamp_i32(v, p.act_min, p.act_max));
   });
 }

@@ -10,8 +10,8 @@ dtmm_status validate_pad(const OpContext& ctx) {
   const auto& in = ctx.in(0);
   const auto& out = ctx.out();
   const auto& p = ctx.p<dtmm_pad_params>();
-  if (!is_int8(in) || !is_int8(out) || in.rank != out.rank || in.rank == 0 ||
-      p.pad_value < -128 || p.pad_value > 127)
+  if (!is_int8(in) || !is_int8(out) || in.rank != out.rank || in.rank == 0 || p.pad_value < -128 ||
+      p.pad_value > 127)
     return DTMM_ERR_BAD_PARAMS;
   for (uint32_t d = 0; d < in.rank; ++d) {
     if (p.before[d] < 0 || p.after[d] < 0 ||

@@ -9,21 +9,24 @@ static dtmm_status validate_pool(const OpContext& ctx) {
   if (ctx.num_inputs() != 1 || ctx.op->num_outputs != 1) return DTMM_ERR_BAD_OP;
   const auto& in = ctx.in(0);
   const auto& out = ctx.out();
-  if (!is_int8(in) || !is_int8(out) || in.rank != 4 || out.rank != 4 ||
-      in.dims[0] != out.dims[0] || in.dims[3] != out.dims[3])
+  if (!is_int8(in) || !is_int8(out) || in.rank != 4 || out.rank != 4 || in.dims[0] != out.dims[0] ||
+      in.dims[3] != out.dims[3])
     return DTMM_ERR_BAD_PARAMS;
   const auto& p = ctx.p<dtmm_pool_params>();
   // A window of at most 65,536 int8 values sums without int32 overflow.
-  if (p.stride_h < 1 || p.stride_w < 1 || p.filter_h < 1 || p.filter_w < 1 ||
-      p.filter_h > 256 || p.filter_w > 256 || p.stride_h > 1024 || p.stride_w > 1024 ||
-      p.pad_h < 0 || p.pad_w < 0 || p.pad_h > 65536 || p.pad_w > 65536 ||
-      !valid_clamp(p.act_min, p.act_max))
+  if (p.stride_h < 1 || p.stride_w < 1 || p.filter_h < 1 || p.filter_w < 1 || p.filter_h > 256 ||
+      p.filter_w > 256 || p.stride_h > 1024 || p.stride_w > 1024 || p.pad_h < 0 || p.pad_w < 0 ||
+      p.pad_h > 65536 || p.pad_w > 65536 || !valid_clamp(p.act_min, p.act_max))
     return DTMM_ERR_BAD_PARAMS;
   return DTMM_OK;
 }
 
-dtmm_status validate_average_pool2d(const OpContext& ctx) { return validate_pool(ctx); }
-dtmm_status validate_max_pool2d(const OpContext& ctx) { return validate_pool(ctx); }
+dtmm_status validate_average_pool2d(const OpContext& ctx) {
+  return validate_pool(ctx);
+}
+dtmm_status validate_max_pool2d(const OpContext& ctx) {
+  return validate_pool(ctx);
+}
 
 template <bool kAverage>
 static void pool(const OpContext& ctx) {
@@ -74,7 +77,11 @@ static void pool(const OpContext& ctx) {
   }
 }
 
-void eval_average_pool2d(const OpContext& ctx) { pool<true>(ctx); }
-void eval_max_pool2d(const OpContext& ctx) { pool<false>(ctx); }
+void eval_average_pool2d(const OpContext& ctx) {
+  pool<true>(ctx);
+}
+void eval_max_pool2d(const OpContext& ctx) {
+  pool<false>(ctx);
+}
 
 }  // namespace dtmm

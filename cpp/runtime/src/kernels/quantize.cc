@@ -42,9 +42,9 @@ void eval_quantize(const OpContext& ctx) {
   } else {
     const int8_t* x = ctx.in_data<int8_t>(0);
     for (int64_t i = 0; i < n; ++i) {
-      const int32_t v = multiply_by_quantized_multiplier(x[i] - p.input_zero_point, p.multiplier,
-                                                         p.shift) +
-                        p.output_zero_point;
+      const int32_t v =
+          multiply_by_quantized_multiplier(x[i] - p.input_zero_point, p.multiplier, p.shift) +
+          p.output_zero_point;
       y[i] = static_cast<int8_t>(clamp_i32(v, -128, 127));
     }
   }

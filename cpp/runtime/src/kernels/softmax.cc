@@ -14,8 +14,8 @@ dtmm_status validate_softmax(const OpContext& ctx) {
   const auto& out = ctx.out();
   const auto& p = ctx.p<dtmm_softmax_params>();
   if (!is_int8(in) || !is_int8(out) || !same_shape(in, out) || in.rank < 1 ||
-      in.dims[in.rank - 1] < 1 || !valid_multiplier(p.input_multiplier) ||
-      p.input_left_shift < 0 || p.input_left_shift > 30 || p.diff_min > 0)
+      in.dims[in.rank - 1] < 1 || !valid_multiplier(p.input_multiplier) || p.input_left_shift < 0 ||
+      p.input_left_shift > 30 || p.diff_min > 0)
     return DTMM_ERR_BAD_PARAMS;
   return DTMM_OK;
 }
@@ -46,8 +46,8 @@ void eval_softmax(const OpContext& ctx) {
         const int32_t scaled = multiply_by_quantized_multiplier_greater_than_one(
             diff, p.input_multiplier, p.input_left_shift);
         const int32_t e = fx::exp_on_negative_values(scaled, kScaledDiffIntegerBits);
-        sum_of_exps = fx::add(sum_of_exps, fx::saturating_rounding_mul_by_pot(
-                                               e, -kAccumulationIntegerBits));
+        sum_of_exps =
+            fx::add(sum_of_exps, fx::saturating_rounding_mul_by_pot(e, -kAccumulationIntegerBits));
       }
     }
     // 1 / sum as a Q0 mantissa and a power of two.
