@@ -63,6 +63,12 @@ class Interpreter {
       throw py::value_error(msg);
     }
     model_.reference_kernels = reference ? 1 : 0;
+    const size_t workspace = dtmm_host_workspace_size(&model_);
+    if (workspace > 0 && workspace <= kMaxHostArena) {
+      workspace_ = std::make_unique<AlignedBuffer>(workspace);
+      model_.workspace = workspace_->data();
+      model_.workspace_size = static_cast<uint32_t>(workspace);
+    }
   }
 
   size_t arena_size() const { return model_.arena_size; }
@@ -136,6 +142,7 @@ class Interpreter {
  private:
   std::unique_ptr<AlignedBuffer> blob_;
   std::unique_ptr<AlignedBuffer> arena_;
+  std::unique_ptr<AlignedBuffer> workspace_;
   dtmm_model model_{};
 };
 

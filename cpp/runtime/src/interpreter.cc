@@ -87,6 +87,20 @@ dtmm_status dtmm_invoke_op(dtmm_model* m, uint32_t index) {
   return DTMM_OK;
 }
 
+size_t dtmm_host_workspace_size(const dtmm_model* m) {
+  if (!m || !m->header) return 0;
+  size_t need = 0;
+  for (uint32_t k = 0; k < m->header->num_ops; ++k) {
+    const dtmm_op_record& op = op_records(*m)[k];
+    if (op.type != DTMM_OP_CONV_2D) continue;
+    const dtmm_tensor_record& w =
+        tensor_records(*m)[reinterpret_cast<const uint32_t*>(m->blob + op.io_offset)[1]];
+    const size_t bytes = 2 * static_cast<size_t>(num_elements(w));
+    need = bytes > need ? bytes : need;
+  }
+  return need;
+}
+
 dtmm_status dtmm_invoke(dtmm_model* m) {
   if (!m || !m->header) return DTMM_ERR_NULL_ARGUMENT;
   for (uint32_t k = 0; k < m->header->num_ops; ++k) dtmm_invoke_op(m, k);

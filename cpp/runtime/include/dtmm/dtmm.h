@@ -67,6 +67,10 @@ typedef struct {
   // Set to 1 after dtmm_init to run the readable reference kernels instead of
   // the optimized ones (both are bit-identical; tests compare them).
   uint32_t reference_kernels;
+  // Optional, hosts only: memory the x86 SIMD kernels may use to keep
+  // widened weights (dtmm_host_workspace_size bytes). Firmware leaves it NULL.
+  void* workspace;
+  uint32_t workspace_size;
 } dtmm_model;
 
 // Arena bytes a blob needs, after checking its header only.
@@ -81,6 +85,10 @@ uint32_t dtmm_num_ops(const dtmm_model* model);
 dtmm_status dtmm_input(const dtmm_model* model, uint32_t index, dtmm_tensor* out);
 dtmm_status dtmm_output(const dtmm_model* model, uint32_t index, dtmm_tensor* out);
 dtmm_status dtmm_tensor_info(const dtmm_model* model, uint32_t tensor_index, dtmm_tensor* out);
+
+// Bytes of optional host workspace that lets the x86 SIMD kernels run fastest
+// (0 when none would help). Call after dtmm_init.
+size_t dtmm_host_workspace_size(const dtmm_model* model);
 
 // Runs every op in order.
 dtmm_status dtmm_invoke(dtmm_model* model);

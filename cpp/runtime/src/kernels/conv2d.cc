@@ -1,5 +1,8 @@
 // CONV_2D, int8 per-channel, NHWC input, OHWI filter (TFLite semantics).
+#include <string.h>
+
 #include "../fixedpoint.h"
+#include "conv_rows.h"
 #include "dot.h"
 #include "kernels.h"
 
@@ -91,11 +94,43 @@ static void eval_conv2d_reference(const OpContext& ctx) {
   }
 }
 
+// Reference formula for one output pixel whose window is clipped by the
+// input border: raw dot products over the valid taps, plus the input offset
+// times the weight sum over those taps.
+static void conv_border_pixel(const OpContext& ctx, int32_t b, int32_t y0, int32_t x0,
+                              int8_t* out_px) {
+  const auto& p = ctx.p<dtmm_conv_params>();
+  const auto& in = ctx.in(0);
+  const auto& w = ctx.in(1);
+  const int8_t* x = ctx.in_data<int8_t>(0);
+  const int8_t* filter = ctx.in_data<int8_t>(1);
+  const int32_t* bias = ctx.has_input(2) ? ctx.in_data<int32_t>(2) : nullptr;
+  const int32_t* mult = ctx.blob_i32(p.quant_offset);
+  const int32_t oc_count = w.dims[0], kh = w.dims[1], kw = w.dims[2], ic = w.dims[3];
+  const int32_t* shift = mult + oc_count;
+  const int32_t ih = in.dims[1], iw = in.dims[2];
+  const int64_t filter_len = int64_t{kh} * kw * ic;
+  const int32_t ky0 = y0 < 0 ? -y0 : 0, ky1 = ih - y0 < kh ? ih - y0 : kh;
+  const int32_t kx0 = x0 < 0 ? -x0 : 0, kx1 = iw - x0 < kw ? iw - x0 : kw;
+  const int32_t len = kx1 > kx0 ? (kx1 - kx0) * ic : 0;
+  for (int32_t oc = 0; oc < oc_count; ++oc) {
+    int32_t acc = 0;
+    for (int32_t ky = ky0; ky < ky1; ++ky) {
+      const int8_t* px = x + ((int64_t{b} * ih + y0 + ky) * iw + x0 + kx0) * ic;
+      const int8_t* pw = filter + oc * filter_len + (int64_t{ky} * kw + kx0) * ic;
+      acc += dot_i8(px, pw, len) + p.input_offset * sum_i8(pw, len);
+    }
+    if (bias) acc = fx::add(acc, bias[oc]);
+    acc = multiply_by_quantized_multiplier(acc, mult[oc], shift[oc]) + p.output_offset;
+    out_px[oc] = static_cast<int8_t>(clamp_i32(acc, p.act_min, p.act_max));
+  }
+}
+
 // Fast path (groups 1, dilation 1). For a pixel whose window lies inside the
-// input, each filter row (ky) meets KW * C_in contiguous input bytes, so the
-// sum is KH dot products; the input offset enters once, through the folded
-// bias (bias + input_offset * sum(w)), equal to the reference modulo 2^32.
-// Border pixels take the reference's per-tap path.
+// input, each window row meets KW * C_in contiguous input bytes, so the sum is
+// KH dot products; the input offset enters once, through the folded bias
+// (bias + input_offset * sum(w)), equal to the reference modulo 2^32. Border
+// pixels use the reference formula.
 void eval_conv2d(const OpContext& ctx) {
   const auto& p = ctx.p<dtmm_conv_params>();
   const auto& in = ctx.in(0);
@@ -106,70 +141,97 @@ void eval_conv2d(const OpContext& ctx) {
     return;
   }
   const auto& out = ctx.out();
-  const int8_t* x = ctx.in_data<int8_t>(0);
-  const int8_t* filter = ctx.in_data<int8_t>(1);
-  const int32_t* bias = ctx.has_input(2) ? ctx.in_data<int32_t>(2) : nullptr;
-  const int32_t* folded = ctx.blob_i32(p.folded_bias_offset);
-  int8_t* y = ctx.out_data<int8_t>();
-  const int32_t* mult = ctx.blob_i32(p.quant_offset);
   const int32_t oc_count = w.dims[0], kh = w.dims[1], kw = w.dims[2], ic = w.dims[3];
-  const int32_t* shift = mult + oc_count;
   const int32_t batches = in.dims[0], ih = in.dims[1], iw = in.dims[2];
   const int32_t oh = out.dims[1], ow = out.dims[2];
-  const int32_t row_len = kw * ic;  // contiguous bytes per filter row
-  const int64_t filter_len = int64_t{kh} * row_len;
+  const int8_t* x = ctx.in_data<int8_t>(0);
+  int8_t* y = ctx.out_data<int8_t>();
+  // Output columns [ox_lo, ox_hi) have their window inside the input.
+  const int32_t ox_lo = (p.pad_w + p.stride_w - 1) / p.stride_w;
+  const int32_t last = iw - kw + p.pad_w;
+  int32_t ox_hi = last < 0 ? 0 : last / p.stride_w + 1;
+  ox_hi = ox_hi > ow ? ow : ox_hi;
 
-  const auto finish = [&](int32_t acc, int32_t oc) {
-    acc = multiply_by_quantized_multiplier(acc, mult[oc], shift[oc]) + p.output_offset;
-    return static_cast<int8_t>(clamp_i32(acc, p.act_min, p.act_max));
-  };
+  ConvRows r{};
+  r.pixel_step = int64_t{p.stride_w} * ic;
+  r.in_row = int64_t{iw} * ic;
+  r.kh = kh;
+  r.row_len = kw * ic;
+  r.filter = ctx.in_data<int8_t>(1);
+  r.filter_len = int64_t{kh} * kw * ic;
+  r.oc_count = oc_count;
+  r.folded_bias = ctx.blob_i32(p.folded_bias_offset);
+  r.multiplier = ctx.blob_i32(p.quant_offset);
+  r.shift = r.multiplier + oc_count;
+  r.output_offset = p.output_offset;
+  r.act_min = p.act_min;
+  r.act_max = p.act_max;
+  const ConvRowsFn rows = select_conv_rows();
+  const uint64_t wide_bytes = uint64_t{2} * oc_count * r.filter_len;
+  if (conv_rows_use_wide_filter() && ctx.model->workspace &&
+      wide_bytes <= ctx.model->workspace_size) {
+    int16_t* wide = static_cast<int16_t*>(ctx.model->workspace);
+    for (int64_t i = 0; i < int64_t{oc_count} * r.filter_len; ++i) wide[i] = r.filter[i];
+    r.filter16 = wide;
+  }
+  // Border windows are copied here (on the stack: at most 1 KB).
+  constexpr int64_t kPatchMax = 1024;
+  int8_t patch[kPatchMax];
+
+  // Output rows [oy_lo, oy_hi) have their window inside the input vertically.
+  const int32_t oy_lo = (p.pad_h + p.stride_h - 1) / p.stride_h;
+  const int32_t last_y = ih - kh + p.pad_h;
+  int32_t oy_hi = last_y < 0 ? 0 : last_y / p.stride_h + 1;
+  oy_hi = oy_hi > oh ? oh : oy_hi;
+  const bool has_interior = oy_lo < oy_hi && ox_lo < ox_hi;
 
   for (int32_t b = 0; b < batches; ++b) {
+    if (has_interior) {  // the whole interior block in one call
+      r.window = x + ((int64_t{b} * ih + oy_lo * p.stride_h - p.pad_h) * iw + ox_lo * p.stride_w -
+                      p.pad_w) *
+                         ic;
+      r.num_pixels = ox_hi - ox_lo;
+      r.num_rows = oy_hi - oy_lo;
+      r.window_row_step = int64_t{p.stride_h} * iw * ic;
+      r.out_row_step = int64_t{ow} * oc_count;
+      r.out = y + ((int64_t{b} * oh + oy_lo) * ow + ox_lo) * oc_count;
+      rows(r);
+    }
     for (int32_t oy = 0; oy < oh; ++oy) {
       const int32_t y0 = oy * p.stride_h - p.pad_h;
+      int8_t* out_row = y + (int64_t{b} * oh + oy) * ow * oc_count;
+      const bool row_inside = oy >= oy_lo && oy < oy_hi;
       for (int32_t ox = 0; ox < ow; ++ox) {
-        const int32_t x0 = ox * p.stride_w - p.pad_w;
-        int8_t* out_px = y + ((int64_t{b} * oh + oy) * ow + ox) * oc_count;
-        const bool inside = y0 >= 0 && y0 + kh <= ih && x0 >= 0 && x0 + kw <= iw;
-        if (!inside) {
-          // Clip the window to the input; the offset correction needs the
-          // weight sum over the valid taps only.
-          const int32_t ky0 = y0 < 0 ? -y0 : 0, ky1 = ih - y0 < kh ? ih - y0 : kh;
-          const int32_t kx0 = x0 < 0 ? -x0 : 0, kx1 = iw - x0 < kw ? iw - x0 : kw;
-          const int32_t len = (kx1 - kx0) * ic;
-          for (int32_t oc = 0; oc < oc_count; ++oc) {
-            int32_t acc = 0;
-            for (int32_t ky = ky0; ky < ky1; ++ky) {
-              const int8_t* px = x + ((int64_t{b} * ih + y0 + ky) * iw + x0 + kx0) * ic;
-              const int8_t* pw = filter + oc * filter_len + (int64_t{ky} * kw + kx0) * ic;
-              acc += dot_i8(px, pw, len) + p.input_offset * sum_i8(pw, len);
-            }
-            if (bias) acc = fx::add(acc, bias[oc]);
-            out_px[oc] = finish(acc, oc);
-          }
+        if (row_inside && ox >= ox_lo && ox < ox_hi) {
+          ox = ox_hi - 1;  // done by the interior call
           continue;
         }
-        const int8_t* window = x + ((int64_t{b} * ih + y0) * iw + x0) * ic;
-        const int64_t in_row = int64_t{iw} * ic;
-        int32_t oc = 0;
-        for (; oc + 4 <= oc_count; oc += 4) {
-          int32_t acc[4] = {0, 0, 0, 0};
-          const int8_t* w0 = filter + oc * filter_len;
-          for (int32_t ky = 0; ky < kh; ++ky) {
-            const int64_t r = int64_t{ky} * row_len;
-            dot4_i8(window + ky * in_row, w0 + r, w0 + filter_len + r, w0 + 2 * filter_len + r,
-                    w0 + 3 * filter_len + r, row_len, acc);
+        const int32_t x0 = ox * p.stride_w - p.pad_w;
+        int8_t* out_px = out_row + int64_t{ox} * oc_count;
+        if (r.filter_len > kPatchMax) {
+          conv_border_pixel(ctx, b, y0, x0, out_px);
+          continue;
+        }
+        // Copy the window with padding filled by the input zero point: those
+        // taps add zp * w, which the folded bias's offset * w cancels exactly.
+        for (int32_t ky = 0; ky < kh; ++ky) {
+          for (int32_t kx = 0; kx < kw; ++kx) {
+            int8_t* dst = patch + (int64_t{ky} * kw + kx) * ic;
+            const int32_t iy = y0 + ky, ix = x0 + kx;
+            if (iy < 0 || iy >= ih || ix < 0 || ix >= iw) {
+              memset(dst, -p.input_offset, static_cast<size_t>(ic));
+            } else {
+              memcpy(dst, x + ((int64_t{b} * ih + iy) * iw + ix) * ic, static_cast<size_t>(ic));
+            }
           }
-          for (int32_t j = 0; j < 4; ++j)
-            out_px[oc + j] = finish(fx::add(acc[j], folded[oc + j]), oc + j);
         }
-        for (; oc < oc_count; ++oc) {
-          int32_t acc = 0;
-          for (int32_t ky = 0; ky < kh; ++ky)
-            acc += dot_i8(window + ky * in_row, filter + oc * filter_len + int64_t{ky} * row_len,
-                          row_len);
-          out_px[oc] = finish(fx::add(acc, folded[oc]), oc);
-        }
+        ConvRows one = r;
+        one.window = patch;
+        one.in_row = r.row_len;
+        one.num_pixels = 1;
+        one.num_rows = 1;
+        one.out = out_px;
+        rows(one);
       }
     }
   }

@@ -1,5 +1,8 @@
 // DEPTHWISE_CONV_2D, int8 per-channel, filter [1, KH, KW, C_in * multiplier].
+#include <string.h>
+
 #include "../fixedpoint.h"
+#include "avx2.h"  // last: its functions are compiled for AVX2
 #include "kernels.h"
 
 namespace dtmm {
@@ -83,6 +86,122 @@ static void eval_depthwise_conv2d_reference(const OpContext& ctx) {
   }
 }
 
+#if DTMM_X86_SIMD
+#pragma GCC push_options
+#pragma GCC target("avx2")
+// One output pixel, 16 channels per step: int16 products (|x * w| <= 16384
+// fits) widened and summed in int32, then the folded bias and 8-lane
+// requantization. `window` rows are `in_row` bytes apart, taps `depth` apart.
+static void dw_pixel_avx2(const int8_t* window, int64_t in_row, int32_t kh, int32_t kw,
+                          int32_t depth, const int8_t* filter, const int32_t* folded,
+                          const int32_t* mult, const int32_t* shift, const dtmm_conv_params& p,
+                          int8_t* out) {
+  using namespace avx2;
+  const __m256i lo = _mm256_set1_epi32(p.act_min), hi = _mm256_set1_epi32(p.act_max);
+  const __m256i out_offset = _mm256_set1_epi32(p.output_offset);
+  int32_t c = 0;
+  for (; c + 16 <= depth; c += 16) {
+    __m256i acc_lo = _mm256_setzero_si256(), acc_hi = _mm256_setzero_si256();
+    for (int32_t ky = 0; ky < kh; ++ky) {
+      for (int32_t kx = 0; kx < kw; ++kx) {
+        const __m256i prod = _mm256_mullo_epi16(load16(window + ky * in_row + kx * depth + c),
+                                                load16(filter + (ky * kw + kx) * depth + c));
+        acc_lo = _mm256_add_epi32(acc_lo, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(prod)));
+        acc_hi = _mm256_add_epi32(acc_hi, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(prod, 1)));
+      }
+    }
+    for (int half = 0; half < 2; ++half) {
+      const int32_t cc = c + 8 * half;
+      __m256i v =
+          _mm256_add_epi32(half ? acc_hi : acc_lo,
+                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(folded + cc)));
+      v = multiply_by_quantized_multiplier8(
+          v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(mult + cc)),
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(shift + cc)));
+      store8_i8(out + cc, _mm256_add_epi32(v, out_offset), lo, hi);
+    }
+  }
+  for (; c + 8 <= depth; c += 8) {
+    __m256i acc = _mm256_setzero_si256();
+    for (int32_t ky = 0; ky < kh; ++ky) {
+      for (int32_t kx = 0; kx < kw; ++kx) {
+        const __m128i xv = _mm_cvtepi8_epi16(_mm_loadl_epi64(
+            reinterpret_cast<const __m128i*>(window + ky * in_row + kx * depth + c)));
+        const __m128i wv = _mm_cvtepi8_epi16(
+            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(filter + (ky * kw + kx) * depth + c)));
+        acc = _mm256_add_epi32(acc, _mm256_cvtepi16_epi32(_mm_mullo_epi16(xv, wv)));
+      }
+    }
+    __m256i v =
+        _mm256_add_epi32(acc, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(folded + c)));
+    v = multiply_by_quantized_multiplier8(
+        v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(mult + c)),
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(shift + c)));
+    store8_i8(out + c, _mm256_add_epi32(v, out_offset), lo, hi);
+  }
+  for (; c < depth; ++c) {
+    int32_t acc = 0;
+    for (int32_t ky = 0; ky < kh; ++ky)
+      for (int32_t kx = 0; kx < kw; ++kx)
+        acc += window[ky * in_row + kx * depth + c] * filter[(ky * kw + kx) * depth + c];
+    const int32_t v = multiply_by_quantized_multiplier(fx::add(acc, folded[c]), mult[c], shift[c]) +
+                      p.output_offset;
+    out[c] = static_cast<int8_t>(clamp_i32(v, p.act_min, p.act_max));
+  }
+}
+#pragma GCC pop_options
+
+// All output pixels through dw_pixel_avx2; border windows are copied with
+// the input zero point in the padding (cancelled by the folded bias).
+static bool depthwise_avx2(const OpContext& ctx) {
+  const auto& p = ctx.p<dtmm_conv_params>();
+  const auto& in = ctx.in(0);
+  const auto& w = ctx.in(1);
+  const auto& out = ctx.out();
+  const int32_t kh = w.dims[1], kw = w.dims[2], depth = w.dims[3];
+  constexpr int64_t kPatchMax = 8192;
+  if (!avx2::cpu_has_avx2() || int64_t{kh} * kw * depth > kPatchMax) return false;
+  int8_t patch[kPatchMax];
+  const int8_t* x = ctx.in_data<int8_t>(0);
+  const int8_t* filter = ctx.in_data<int8_t>(1);
+  const int32_t* folded = ctx.blob_i32(p.folded_bias_offset);
+  const int32_t* mult = ctx.blob_i32(p.quant_offset);
+  const int32_t* shift = mult + depth;
+  int8_t* y = ctx.out_data<int8_t>();
+  const int32_t batches = in.dims[0], ih = in.dims[1], iw = in.dims[2];
+  const int32_t oh = out.dims[1], ow = out.dims[2];
+  for (int32_t b = 0; b < batches; ++b) {
+    for (int32_t oy = 0; oy < oh; ++oy) {
+      const int32_t y0 = oy * p.stride_h - p.pad_h;
+      for (int32_t ox = 0; ox < ow; ++ox) {
+        const int32_t x0 = ox * p.stride_w - p.pad_w;
+        int8_t* out_px = y + ((int64_t{b} * oh + oy) * ow + ox) * depth;
+        if (y0 >= 0 && y0 + kh <= ih && x0 >= 0 && x0 + kw <= iw) {
+          dw_pixel_avx2(x + ((int64_t{b} * ih + y0) * iw + x0) * depth, int64_t{iw} * depth, kh, kw,
+                        depth, filter, folded, mult, shift, p, out_px);
+          continue;
+        }
+        for (int32_t ky = 0; ky < kh; ++ky) {
+          for (int32_t kx = 0; kx < kw; ++kx) {
+            int8_t* dst = patch + (int64_t{ky} * kw + kx) * depth;
+            const int32_t iy = y0 + ky, ix = x0 + kx;
+            if (iy < 0 || iy >= ih || ix < 0 || ix >= iw) {
+              memset(dst, -p.input_offset, static_cast<size_t>(depth));
+            } else {
+              memcpy(dst, x + ((int64_t{b} * ih + iy) * iw + ix) * depth,
+                     static_cast<size_t>(depth));
+            }
+          }
+        }
+        dw_pixel_avx2(patch, int64_t{kw} * depth, kh, kw, depth, filter, folded, mult, shift, p,
+                      out_px);
+      }
+    }
+  }
+  return true;
+}
+#endif  // DTMM_X86_SIMD
+
 // Fast path (multiplier 1, dilation 1): channels are the contiguous inner
 // axis of both input and filter, so each tap is a vector multiply-add over a
 // block of channels. Inside the input the zero-point correction comes from the
@@ -94,6 +213,9 @@ void eval_depthwise_conv2d(const OpContext& ctx) {
     eval_depthwise_conv2d_reference(ctx);
     return;
   }
+#if DTMM_X86_SIMD
+  if (depthwise_avx2(ctx)) return;
+#endif
   constexpr int32_t kBlock = 64;  // channels per pass: a 256-byte accumulator on the stack
   const auto& in = ctx.in(0);
   const auto& w = ctx.in(1);

@@ -1,0 +1,235 @@
+// The optimized CONV_2D pixel loop: a portable version, and on x86-64 hosts
+// an AVX2 version (chosen at run time). Both compute, for each output pixel
+// and channel, sum(x * w) over the window plus the folded bias, then TFLite's
+// requantization: the same integers, so the same output bytes.
+#include "conv_rows.h"
+
+#include "../fixedpoint.h"
+#include "avx2.h"  // last: its functions are compiled for AVX2
+
+namespace dtmm {
+
+namespace {
+
+int8_t requantize(const ConvRows& r, int32_t sum, int32_t oc) {
+  int32_t v = fx::add(sum, r.folded_bias[oc]);
+  v = multiply_by_quantized_multiplier(v, r.multiplier[oc], r.shift[oc]) + r.output_offset;
+  return static_cast<int8_t>(clamp_i32(v, r.act_min, r.act_max));
+}
+
+// Four weight rows against one input row; the x loads are shared.
+void dot4(const int8_t* __restrict x, const int8_t* __restrict w0, const int8_t* __restrict w1,
+          const int8_t* __restrict w2, const int8_t* __restrict w3, int32_t n, int32_t acc[4]) {
+  int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  for (int32_t i = 0; i < n; ++i) {
+    const int16_t v = x[i];
+    s0 += v * static_cast<int16_t>(w0[i]);
+    s1 += v * static_cast<int16_t>(w1[i]);
+    s2 += v * static_cast<int16_t>(w2[i]);
+    s3 += v * static_cast<int16_t>(w3[i]);
+  }
+  acc[0] += s0;
+  acc[1] += s1;
+  acc[2] += s2;
+  acc[3] += s3;
+}
+
+int32_t dot1(const int8_t* __restrict x, const int8_t* __restrict w, int32_t n) {
+  int32_t s = 0;
+  for (int32_t i = 0; i < n; ++i) s += static_cast<int16_t>(x[i]) * static_cast<int16_t>(w[i]);
+  return s;
+}
+
+}  // namespace
+
+void conv_rows_portable(const ConvRows& r) {
+  for (int64_t i = 0; i < int64_t{r.num_rows} * r.num_pixels; ++i) {
+    const int64_t row = i / r.num_pixels, px = i % r.num_pixels;
+    const int8_t* window = r.window + row * r.window_row_step + px * r.pixel_step;
+    int8_t* out = r.out + row * r.out_row_step + px * r.oc_count;
+    int32_t oc = 0;
+    for (; oc + 4 <= r.oc_count; oc += 4) {
+      const int8_t* w = r.filter + oc * r.filter_len;
+      int32_t acc[4] = {0, 0, 0, 0};
+      for (int32_t ky = 0; ky < r.kh; ++ky) {
+        const int64_t o = static_cast<int64_t>(ky) * r.row_len;
+        dot4(window + ky * r.in_row, w + o, w + r.filter_len + o, w + 2 * r.filter_len + o,
+             w + 3 * r.filter_len + o, r.row_len, acc);
+      }
+      for (int32_t j = 0; j < 4; ++j) out[oc + j] = requantize(r, acc[j], oc + j);
+    }
+    for (; oc < r.oc_count; ++oc) {
+      int32_t acc = 0;
+      for (int32_t ky = 0; ky < r.kh; ++ky)
+        acc += dot1(window + ky * r.in_row,
+                    r.filter + oc * r.filter_len + static_cast<int64_t>(ky) * r.row_len, r.row_len);
+      out[oc] = requantize(r, acc, oc);
+    }
+  }
+}
+
+#if DTMM_X86_SIMD
+#pragma GCC push_options
+#pragma GCC target("avx2")
+
+namespace {
+
+int32_t tail_dot(const int8_t* x, const int8_t* w, int32_t from, int32_t n) {
+  int32_t s = 0;
+  for (int32_t i = from; i < n; ++i) s += x[i] * w[i];
+  return s;
+}
+
+}  // namespace
+
+// Eight output channels at a time: eight vector accumulators share each
+// 16-byte slice of the window (vpmaddwd gives exact int16 products summed in
+// pairs), one horizontal reduction gives the eight sums, and the eight
+// requantizations run as one vector operation.
+static void conv_rows_avx2_dot(const ConvRows& r) {
+  using namespace avx2;
+  const __m256i lo = _mm256_set1_epi32(r.act_min), hi = _mm256_set1_epi32(r.act_max);
+  const __m256i out_offset = _mm256_set1_epi32(r.output_offset);
+  const int32_t full = r.row_len / 16 * 16;
+  for (int64_t i = 0; i < int64_t{r.num_rows} * r.num_pixels; ++i) {
+    const int64_t row = i / r.num_pixels, px = i % r.num_pixels;
+    const int8_t* window = r.window + row * r.window_row_step + px * r.pixel_step;
+    int8_t* out = r.out + row * r.out_row_step + px * r.oc_count;
+    int32_t oc = 0;
+    for (; oc + 8 <= r.oc_count; oc += 8) {
+      const int8_t* w = r.filter + oc * r.filter_len;
+      __m256i acc[8];
+      for (int j = 0; j < 8; ++j) acc[j] = _mm256_setzero_si256();
+      alignas(32) int32_t tail[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      for (int32_t ky = 0; ky < r.kh; ++ky) {
+        const int8_t* xr = window + ky * r.in_row;
+        const int8_t* wr = w + static_cast<int64_t>(ky) * r.row_len;
+        if (r.filter16) {  // weights already int16: one conversion per 16 bytes, not nine
+          const int16_t* wr16 = r.filter16 + (wr - r.filter);
+          for (int32_t i = 0; i < full; i += 16) {
+            const __m256i xv = load16(xr + i);
+            for (int j = 0; j < 8; ++j)
+              acc[j] = _mm256_add_epi32(
+                  acc[j], _mm256_madd_epi16(xv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(
+                                                    wr16 + j * r.filter_len + i))));
+          }
+        } else {
+          for (int32_t i = 0; i < full; i += 16) {
+            const __m256i xv = load16(xr + i);
+            for (int j = 0; j < 8; ++j)
+              acc[j] = _mm256_add_epi32(acc[j],
+                                        _mm256_madd_epi16(xv, load16(wr + j * r.filter_len + i)));
+          }
+        }
+        if (full < r.row_len)
+          for (int j = 0; j < 8; ++j)
+            tail[j] += tail_dot(xr, wr + j * r.filter_len, full, r.row_len);
+      }
+      __m256i v =
+          _mm256_add_epi32(hsum8(acc), _mm256_load_si256(reinterpret_cast<const __m256i*>(tail)));
+      v = _mm256_add_epi32(
+          v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.folded_bias + oc)));
+      v = multiply_by_quantized_multiplier8(
+          v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.multiplier + oc)),
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.shift + oc)));
+      store8_i8(out + oc, _mm256_add_epi32(v, out_offset), lo, hi);
+    }
+    for (; oc < r.oc_count; ++oc) {
+      __m256i acc = _mm256_setzero_si256();
+      int32_t tail = 0;
+      for (int32_t ky = 0; ky < r.kh; ++ky) {
+        const int8_t* xr = window + ky * r.in_row;
+        const int8_t* wr = r.filter + oc * r.filter_len + static_cast<int64_t>(ky) * r.row_len;
+        for (int32_t i = 0; i < full; i += 16)
+          acc = _mm256_add_epi32(acc, _mm256_madd_epi16(load16(xr + i), load16(wr + i)));
+        tail += tail_dot(xr, wr, full, r.row_len);
+      }
+      out[oc] = requantize(r, hsum(acc) + tail, oc);
+    }
+  }
+}
+
+// Short windows (K = KH * KW * C_in <= 64): an outer product instead of dot
+// products. The weights are transposed once per call into int16 pairs
+// [K/2][C_out][2]; per pixel, each pair of window values is broadcast and
+// vpmaddwd adds x[k] * w[oc][k] + x[k+1] * w[oc][k+1] for 8 channels at once,
+// so no horizontal sums are needed.
+constexpr int32_t kOuterMaxK = 64;
+constexpr int32_t kOuterMaxOc = 256;
+
+static void conv_rows_avx2_outer(const ConvRows& r) {
+  using namespace avx2;
+  const int32_t k = static_cast<int32_t>(r.filter_len);
+  const int32_t pairs = (k + 1) / 2;
+  const int32_t blocks = (r.oc_count + 7) / 8;
+  alignas(32) int16_t wt[kOuterMaxK / 2][kOuterMaxOc][2];
+  for (int32_t p = 0; p < pairs; ++p)
+    for (int32_t oc = 0; oc < blocks * 8; ++oc)
+      for (int32_t e = 0; e < 2; ++e) {
+        const int32_t kk = 2 * p + e;
+        wt[p][oc][e] = (oc < r.oc_count && kk < k) ? r.filter[oc * r.filter_len + kk] : 0;
+      }
+  const __m256i lo = _mm256_set1_epi32(r.act_min), hi = _mm256_set1_epi32(r.act_max);
+  const __m256i out_offset = _mm256_set1_epi32(r.output_offset);
+  alignas(32) int8_t out8[kOuterMaxOc];
+  for (int64_t i = 0; i < int64_t{r.num_rows} * r.num_pixels; ++i) {
+    const int64_t row = i / r.num_pixels, px = i % r.num_pixels;
+    const int8_t* window = r.window + row * r.window_row_step + px * r.pixel_step;
+    int8_t* out = r.out + row * r.out_row_step + px * r.oc_count;
+    int16_t xs[kOuterMaxK + 1];
+    for (int32_t ky = 0; ky < r.kh; ++ky)
+      for (int32_t j = 0; j < r.row_len; ++j) xs[ky * r.row_len + j] = window[ky * r.in_row + j];
+    xs[k] = 0;
+    __m256i bx[kOuterMaxK / 2];
+    for (int32_t p = 0; p < pairs; ++p) {
+      int32_t pair;
+      __builtin_memcpy(&pair, xs + 2 * p, 4);
+      bx[p] = _mm256_set1_epi32(pair);
+    }
+    for (int32_t b = 0; b < blocks; ++b) {
+      __m256i acc = _mm256_setzero_si256();
+      for (int32_t p = 0; p < pairs; ++p)
+        acc = _mm256_add_epi32(
+            acc, _mm256_madd_epi16(
+                     bx[p], _mm256_load_si256(reinterpret_cast<const __m256i*>(&wt[p][b * 8][0]))));
+      const int32_t oc = b * 8;
+      if (oc + 8 <= r.oc_count) {
+        __m256i v = _mm256_add_epi32(
+            acc, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.folded_bias + oc)));
+        v = multiply_by_quantized_multiplier8(
+            v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.multiplier + oc)),
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.shift + oc)));
+        store8_i8(out8 + oc, _mm256_add_epi32(v, out_offset), lo, hi);
+      } else {
+        alignas(32) int32_t sums[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(sums), acc);
+        for (int32_t j = 0; oc + j < r.oc_count; ++j) out8[oc + j] = requantize(r, sums[j], oc + j);
+      }
+    }
+    __builtin_memcpy(out, out8, static_cast<size_t>(r.oc_count));
+  }
+}
+
+void conv_rows_avx2(const ConvRows& r) {
+  if (r.filter_len <= kOuterMaxK && r.oc_count <= kOuterMaxOc) {
+    conv_rows_avx2_outer(r);
+  } else {
+    conv_rows_avx2_dot(r);
+  }
+}
+
+#pragma GCC pop_options
+#endif  // DTMM_X86_SIMD
+
+ConvRowsFn select_conv_rows() {
+#if DTMM_X86_SIMD
+  if (avx2::cpu_has_avx2()) return conv_rows_avx2;
+#endif
+  return conv_rows_portable;
+}
+
+bool conv_rows_use_wide_filter() {
+  return select_conv_rows() != conv_rows_portable;
+}
+
+}  // namespace dtmm
