@@ -187,11 +187,16 @@ static void conv_rows_avx2_outer(const ConvRows& r) {
       bx[p] = _mm256_set1_epi32(pair);
     }
     for (int32_t b = 0; b < blocks; ++b) {
-      __m256i acc = _mm256_setzero_si256();
+      // Four partial sums break the add chain (latency, not throughput, bounds it).
+      __m256i part[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                         _mm256_setzero_si256()};
       for (int32_t p = 0; p < pairs; ++p)
-        acc = _mm256_add_epi32(
-            acc, _mm256_madd_epi16(
-                     bx[p], _mm256_load_si256(reinterpret_cast<const __m256i*>(&wt[p][b * 8][0]))));
+        part[p & 3] = _mm256_add_epi32(
+            part[p & 3],
+            _mm256_madd_epi16(bx[p], _mm256_load_si256(
+                                         reinterpret_cast<const __m256i*>(&wt[p][b * 8][0]))));
+      const __m256i acc = _mm256_add_epi32(_mm256_add_epi32(part[0], part[1]),
+                                           _mm256_add_epi32(part[2], part[3]));
       const int32_t oc = b * 8;
       if (oc + 8 <= r.oc_count) {
         __m256i v = _mm256_add_epi32(
