@@ -184,10 +184,13 @@ PYBIND11_MODULE(_core, m) {
       .def_readwrite("pad_after", &dtmm::OpOptions::pad_after)
       .def_readwrite("pad_value", &dtmm::OpOptions::pad_value)
       .def_readwrite("has_pad_value", &dtmm::OpOptions::has_pad_value)
-      .def_readwrite("beta", &dtmm::OpOptions::beta);
+      .def_readwrite("beta", &dtmm::OpOptions::beta)
+      .def_readwrite("kernel_h", &dtmm::OpOptions::kernel_h)
+      .def_readwrite("kernel_w", &dtmm::OpOptions::kernel_w)
+      .def_readwrite("depth", &dtmm::OpOptions::depth);
 
   py::class_<dtmm::BlobBuilder>(m, "BlobBuilder")
-      .def(py::init<>())
+      .def(py::init<bool>(), py::arg("keep_channel_scales") = false)
       .def(
           "add_activation",
           [](dtmm::BlobBuilder& b, const std::string& name, int32_t dtype,
@@ -236,6 +239,8 @@ PYBIND11_MODULE(_core, m) {
   m.attr("INT8") = static_cast<int>(DTMM_INT8);
   m.attr("INT32") = static_cast<int>(DTMM_INT32);
   m.attr("FLOAT32") = static_cast<int>(DTMM_FLOAT32);
+  m.attr("UINT8") = static_cast<int>(DTMM_UINT8);
+  m.attr("UINT16") = static_cast<int>(DTMM_UINT16);
   m.attr("PAD_VALID") = static_cast<int>(DTMM_PAD_VALID);
   m.attr("PAD_SAME") = static_cast<int>(DTMM_PAD_SAME);
 }

@@ -8,6 +8,8 @@ OP_TYPES: dict[str, int]
 INT8: int
 INT32: int
 FLOAT32: int
+UINT8: int
+UINT16: int
 PAD_VALID: int
 PAD_SAME: int
 
@@ -30,10 +32,13 @@ class OpOptions:
     pad_value: int
     has_pad_value: bool
     beta: float
+    kernel_h: int
+    kernel_w: int
+    depth: int
     def __init__(self) -> None: ...
 
 class BlobBuilder:
-    def __init__(self) -> None: ...
+    def __init__(self, keep_channel_scales: bool = False) -> None: ...
     def add_activation(
         self, name: str, dtype: int, shape: list[int], scale: float, zero_point: int, offset: int
     ) -> int: ...

@@ -16,24 +16,43 @@ from .errors import ModelError, UnsupportedOpError
 from .graph_passes import fold_constants
 from .ir import Model, Op, Tensor
 from .memory import plan_memory
+from .sparse_formats import block_encode, csr_encode, fwcs_encode
+from .sparsity_choice import MODES, choose_conv, choose_fc
 
 _ABSENT = 0xFFFFFFFF
 _DTYPE_CODES = {
     np.dtype(np.int8): _core.INT8,
     np.dtype(np.int32): _core.INT32,
     np.dtype(np.float32): _core.FLOAT32,
+    np.dtype(np.uint8): _core.UINT8,
+    np.dtype(np.uint16): _core.UINT16,
 }
 _ACTIVATION_CODES = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
 _PADDING_CODES = {"VALID": _core.PAD_VALID, "SAME": _core.PAD_SAME}
 
 
-def compile(model: Model, **options: Any) -> bytes:  # noqa: A001 - the public name
-    """Compile ``model`` into a dtmm model blob for :class:`dtmm.Runtime` or firmware."""
-    if options:
-        raise TypeError(f"unknown compile option(s): {', '.join(sorted(options))}")
+def compile(  # noqa: A001 - the public name
+    model: Model, *, sparse: str = "auto", fc_block: int = 16, weight_scales: bool = False
+) -> bytes:
+    """Compile ``model`` into a dtmm model blob for :class:`dtmm.Runtime` or firmware.
+
+    ``sparse`` chooses the kernel of each conv and fully connected layer:
+    "auto" (FWCS / block-sparse where the cost model predicts fewer bytes and
+    no more work), "always" (sparse wherever the op allows it), "never"
+    (dense everywhere) or "csr" (the per-weight CSR baseline, for
+    comparisons). ``fc_block`` is the fully connected block size. Every
+    choice gives bit-identical outputs. ``weight_scales`` also stores the
+    per-channel weight scales in the tensor table (for tools; the runtime
+    uses the precomputed requantization tables, so by default they are left
+    out of the flash image).
+    """
+    if sparse not in MODES:
+        raise ValueError(f"sparse must be one of {', '.join(MODES)}, got {sparse!r}")
+    if fc_block < 1:
+        raise ValueError(f"fc_block must be >= 1, got {fc_block}")
     model = fold_constants(model)
     plan = plan_memory(model)
-    builder = _core.BlobBuilder()
+    builder = _core.BlobBuilder(weight_scales)
     index: dict[str, int] = {}
 
     def tensor_index(name: str) -> int:
@@ -44,16 +63,110 @@ def compile(model: Model, **options: Any) -> bytes:  # noqa: A001 - the public n
     for name in model.inputs:
         tensor_index(name)
     for op in model.ops:
-        ins = [_ABSENT if t is None else tensor_index(t) for t in op.inputs]
+        kind, inputs, extra = lower_weights(model, op, sparse, fc_block)
+        ins = []
+        for t in inputs:
+            if t is None:
+                ins.append(_ABSENT)
+            elif isinstance(t, Tensor):  # a sparse encoding made for this op
+                ins.append(_add_tensor(builder, t, None))
+            else:
+                ins.append(tensor_index(t))
         outs = [tensor_index(t) for t in op.outputs]
+        options = _op_options(model, op)
+        for key, value in extra.items():
+            setattr(options, key, value)
         try:
-            builder.add_op(_core.OP_TYPES[op.type], ins, outs, _op_options(model, op), op.name)
+            builder.add_op(_core.OP_TYPES[kind], ins, outs, options, blob_name(op.name))
         except ValueError as e:
             raise ModelError(f"{op.type} '{op.name}': {e}") from e
     builder.set_io(
         [tensor_index(t) for t in model.inputs], [tensor_index(t) for t in model.outputs]
     )
     return builder.finish(plan.arena_size)
+
+
+MAX_NAME = 48
+
+
+def blob_name(name: str) -> str:
+    """The name stored in the blob: TFLite joins the names of fused ops with ';'
+    (hundreds of bytes per tensor); the first part identifies it, in less flash."""
+    return name.split(";")[0][:MAX_NAME]
+
+
+def lower_weights(
+    model: Model, op: Op, sparse: str, fc_block: int
+) -> tuple[str, list[Any], dict[str, int]]:
+    """The runtime op for ``op``: its type, inputs (names, or Tensors holding a
+    sparse encoding of the weights) and extra builder options."""
+    if op.type == "CONV_2D":
+        x, w = model.tensors[op.inputs[0]], model.tensors[op.inputs[1]]
+        bias = op.inputs[2] if len(op.inputs) > 2 else None
+        if w.data is None or w.shape[3] != x.shape[3]:  # grouped convs stay dense
+            return op.type, list(op.inputs), {}
+        choice = choose_conv(w.data, sparse)
+        extra = {"kernel_h": int(w.shape[1]), "kernel_w": int(w.shape[2])}
+        if choice.kind == "fwcs":
+            enc = fwcs_encode(w.data)
+            return (
+                "CONV_2D_FWCS",
+                [op.inputs[0], _values(w, enc.values), _raw(w, "mask", enc.mask), bias],
+                extra,
+            )
+        if choice.kind == "csr":
+            values, cols, ptr = csr_encode(w.data.reshape(w.shape[0], -1))
+            return (
+                "CONV_2D_CSR",
+                [
+                    op.inputs[0],
+                    _values(w, values),
+                    _raw(w, "columns", cols),
+                    _raw(w, "row_ptr", ptr),
+                    bias,
+                ],
+                extra,
+            )
+        return op.type, list(op.inputs), {}
+    if op.type == "FULLY_CONNECTED":
+        w = model.tensors[op.inputs[1]]
+        bias = op.inputs[2] if len(op.inputs) > 2 else None
+        if w.data is None or np.any(w.zero_point != 0):
+            return op.type, list(op.inputs), {}
+        kind = choose_fc(w.data, sparse, fc_block)
+        extra = {"depth": int(w.shape[1])}
+        if kind == "block":
+            values, mask = block_encode(w.data, fc_block)
+            return (
+                "FULLY_CONNECTED_BLOCK",
+                [op.inputs[0], _values(w, values), _raw(w, "mask", mask), bias],
+                extra,
+            )
+        if kind == "csr":
+            values, cols, ptr = csr_encode(w.data)
+            return (
+                "FULLY_CONNECTED_CSR",
+                [
+                    op.inputs[0],
+                    _values(w, values),
+                    _raw(w, "columns", cols),
+                    _raw(w, "row_ptr", ptr),
+                    bias,
+                ],
+                extra,
+            )
+    return op.type, list(op.inputs), {}
+
+
+def _values(w: Tensor, values: np.ndarray) -> Tensor:
+    """Sparse weight values, carrying the dense weights' quantization."""
+    return Tensor(
+        f"{w.name}/values", values.shape, np.dtype(np.int8), w.scale, w.zero_point, 0, values
+    )
+
+
+def _raw(w: Tensor, what: str, data: np.ndarray) -> Tensor:
+    return Tensor(f"{w.name}/{what}", data.shape, data.dtype, data=data)
 
 
 def _add_tensor(builder: Any, t: Tensor, offset: int | None) -> int:
@@ -66,7 +179,7 @@ def _add_tensor(builder: Any, t: Tensor, offset: int | None) -> int:
     if t.is_constant:
         per_channel = len(t.scale) > 1
         return builder.add_constant(
-            t.name,
+            blob_name(t.name),
             code,
             shape,
             scale,
@@ -78,7 +191,7 @@ def _add_tensor(builder: Any, t: Tensor, offset: int | None) -> int:
         )
     if offset is None:
         raise ModelError(f"activation '{t.name}' is never produced or consumed")
-    return builder.add_activation(t.name, code, shape, scale, zero_point, offset)
+    return builder.add_activation(blob_name(t.name), code, shape, scale, zero_point, offset)
 
 
 def _op_options(model: Model, op: Op) -> Any:

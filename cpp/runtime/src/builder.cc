@@ -97,7 +97,7 @@ void quantize_multiplier(double m, int32_t* quantized, int32_t* shift) {
   *shift = exponent;
 }
 
-BlobBuilder::BlobBuilder() {
+BlobBuilder::BlobBuilder(bool keep_channel_scales) : keep_channel_scales_(keep_channel_scales) {
   strings_.push_back('\0');
 }
 
@@ -127,19 +127,26 @@ uint32_t BlobBuilder::add_tensor(const TensorSpec& s, uint8_t storage, uint32_t 
   r.quant_axis = static_cast<uint8_t>(s.quant_axis);
   uint64_t n = 1;
   for (size_t i = 0; i < s.shape.size(); ++i) {
-    if (s.shape[i] < 1)
+    if (s.shape[i] < (storage == DTMM_STORAGE_CONST ? 0 : 1))
       throw std::invalid_argument("tensor '" + s.name + "': shape " + shape_str(s.shape) +
                                   " has a non-positive dimension");
     r.dims[i] = s.shape[i];
     n *= static_cast<uint64_t>(s.shape[i]);
   }
-  const uint64_t es = s.dtype == DTMM_INT8 ? 1 : 4;
+  const uint64_t es =
+      (s.dtype == DTMM_INT8 || s.dtype == DTMM_UINT8) ? 1 : (s.dtype == DTMM_UINT16 ? 2 : 4);
   if (n * es > UINT32_MAX) throw std::invalid_argument("tensor '" + s.name + "' is too large");
   r.size = static_cast<uint32_t>(n * es);
   r.offset = offset;
   r.scale = s.scale;
   r.zero_point = s.zero_point;
-  if (s.channel_scales.size() > 1) {
+  // Sparse value tensors carry the logical filter's per-channel scales for the
+  // builder's use only; the record then keeps the per-tensor fields.
+  const bool per_channel_record =
+      keep_channel_scales_ && s.channel_scales.size() > 1 &&
+      static_cast<size_t>(s.quant_axis) < s.shape.size() &&
+      static_cast<size_t>(s.shape[static_cast<size_t>(s.quant_axis)]) == s.channel_scales.size();
+  if (per_channel_record) {
     r.num_channels = static_cast<uint32_t>(s.channel_scales.size());
     std::vector<int32_t> zps = s.channel_zero_points;
     zps.resize(s.channel_scales.size(), 0);
@@ -177,6 +184,83 @@ uint32_t BlobBuilder::add_folded_bias(uint32_t weights, uint32_t bias, int32_t i
     folded[c] += static_cast<uint32_t>(input_offset) * static_cast<uint32_t>(sum);
   }
   return add_data(folded.data(), 4 * folded.size(), 4);
+}
+
+const uint8_t* BlobBuilder::constant_bytes(uint32_t index, const std::string& op) const {
+  if (index >= tensors_.size() || tensors_[index].storage != DTMM_STORAGE_CONST)
+    fail(op, "input " + std::to_string(index) + " must be a constant");
+  return data_.data() + (tensors_[index].offset - sizeof(dtmm_blob_header));
+}
+
+std::vector<int64_t> BlobBuilder::masked_row_sums(uint32_t values, uint32_t mask, int64_t rows,
+                                                  int64_t units_per_row,
+                                                  const std::string& op) const {
+  const int8_t* v = reinterpret_cast<const int8_t*>(constant_bytes(values, op));
+  const uint8_t* m = constant_bytes(mask, op);
+  const int64_t width = tensors_[values].rank == 2 ? tensors_[values].dims[1] : 0;
+  const int64_t kept = tensors_[values].rank == 2 ? tensors_[values].dims[0] : 0;
+  if (static_cast<int64_t>(tensors_[mask].size) * 8 < rows * units_per_row)
+    fail(op, "mask has " + std::to_string(tensors_[mask].size * 8) + " bits, needs " +
+                 std::to_string(rows * units_per_row));
+  std::vector<int64_t> sums(static_cast<size_t>(rows), 0);
+  int64_t k = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t u = 0; u < units_per_row; ++u) {
+      const int64_t bit = r * units_per_row + u;
+      if (!(m[bit >> 3] & (1u << (bit & 7)))) continue;
+      if (k >= kept) fail(op, "mask keeps more units than values holds");
+      for (int64_t i = 0; i < width; ++i) sums[static_cast<size_t>(r)] += v[k * width + i];
+      ++k;
+    }
+  }
+  if (k != kept)
+    fail(op, "values hold " + std::to_string(kept) + " units, mask keeps " + std::to_string(k));
+  return sums;
+}
+
+std::vector<int64_t> BlobBuilder::csr_row_sums(uint32_t values, uint32_t row_ptr, int64_t rows,
+                                               const std::string& op) const {
+  const int8_t* v = reinterpret_cast<const int8_t*>(constant_bytes(values, op));
+  std::vector<int32_t> ptr(static_cast<size_t>(rows) + 1);
+  if (tensors_[row_ptr].size != 4 * ptr.size()) fail(op, "row_ptr must hold rows + 1 int32 values");
+  std::memcpy(ptr.data(), constant_bytes(row_ptr, op), 4 * ptr.size());
+  std::vector<int64_t> sums(static_cast<size_t>(rows), 0);
+  for (int64_t r = 0; r < rows; ++r) {
+    if (ptr[r] < 0 || ptr[r + 1] < ptr[r] ||
+        ptr[r + 1] > static_cast<int32_t>(tensors_[values].size))
+      fail(op, "row_ptr is not a valid CSR row pointer");
+    for (int32_t k = ptr[r]; k < ptr[r + 1]; ++k) sums[static_cast<size_t>(r)] += v[k];
+  }
+  return sums;
+}
+
+uint32_t BlobBuilder::add_folded_bias_sums(const std::vector<int64_t>& weight_sums, uint32_t bias,
+                                           int32_t input_offset) {
+  std::vector<uint32_t> folded(weight_sums.size(), 0);
+  if (bias != UINT32_MAX) {
+    const dtmm_tensor_record& b = tensors_.at(bias);
+    if (b.storage != DTMM_STORAGE_CONST || b.dtype != DTMM_INT32 || b.size != 4 * folded.size())
+      throw std::invalid_argument("bias '" + specs_[bias].name +
+                                  "' must be an int32 constant with " +
+                                  std::to_string(folded.size()) + " values");
+    std::memcpy(folded.data(), data_.data() + (b.offset - sizeof(dtmm_blob_header)), b.size);
+  }
+  for (size_t c = 0; c < folded.size(); ++c)
+    folded[c] += static_cast<uint32_t>(input_offset) * static_cast<uint32_t>(weight_sums[c]);
+  return add_data(folded.data(), 4 * folded.size(), 4);
+}
+
+uint32_t BlobBuilder::add_quant_table(const TensorSpec& x, const TensorSpec& w, const TensorSpec& y,
+                                      int32_t channels) {
+  std::vector<int32_t> table(2 * static_cast<size_t>(channels));
+  for (int32_t c = 0; c < channels; ++c) {
+    const float ws =
+        w.channel_scales.size() > 1 ? w.channel_scales.at(static_cast<size_t>(c)) : w.scale;
+    const double effective =
+        static_cast<double>(x.scale) * static_cast<double>(ws) / static_cast<double>(y.scale);
+    quantize_multiplier(effective, &table[c], &table[channels + c]);
+  }
+  return add_data(table.data(), 4 * table.size(), 4);
 }
 
 uint32_t BlobBuilder::add_activation(const TensorSpec& spec, uint32_t arena_offset) {
@@ -471,6 +555,80 @@ std::vector<uint8_t> BlobBuilder::params_for(int32_t type, const std::vector<uin
       p.scale = x.scale;
       p.zero_point = x.zero_point;
       return as_bytes(p);
+    }
+    case DTMM_OP_CONV_2D_FWCS:
+    case DTMM_OP_CONV_2D_CSR: {
+      const bool fwcs = type == DTMM_OP_CONV_2D_FWCS;
+      need_inputs(fwcs ? 3 : 4, fwcs ? 4 : 5);
+      const TensorSpec& x = spec(in[0], name);
+      const TensorSpec& v = spec(in[1], name);
+      const TensorSpec& y = spec(out[0], name);
+      check_quantized(x, name);
+      check_quantized(y, name);
+      if (x.shape.size() != 4 || y.shape.size() != 4) fail(name, "expects 4-D input and output");
+      dtmm_fwcs_conv_params p{};
+      p.out_channels = y.shape[3];
+      p.kernel_h = o.kernel_h;
+      p.kernel_w = o.kernel_w;
+      p.in_channels = x.shape[3];
+      if (p.kernel_h < 1 || p.kernel_w < 1) fail(name, "sparse conv needs kernel_h and kernel_w");
+      dtmm_conv_params& c = p.conv;
+      c.stride_h = o.stride_h;
+      c.stride_w = o.stride_w;
+      c.dilation_h = o.dilation_h;
+      c.dilation_w = o.dilation_w;
+      const int32_t oh =
+          window_out_size(o.padding, x.shape[1], p.kernel_h, c.stride_h, c.dilation_h);
+      const int32_t ow =
+          window_out_size(o.padding, x.shape[2], p.kernel_w, c.stride_w, c.dilation_w);
+      if (oh != y.shape[1] || ow != y.shape[2]) fail(name, "output spatial size does not match");
+      c.pad_h = window_pad(o.padding, x.shape[1], p.kernel_h, c.stride_h, c.dilation_h);
+      c.pad_w = window_pad(o.padding, x.shape[2], p.kernel_w, c.stride_w, c.dilation_w);
+      c.input_offset = -x.zero_point;
+      c.output_offset = y.zero_point;
+      activation_range(o.activation, y, name, &c.act_min, &c.act_max);
+      c.quant_offset = add_quant_table(x, v, y, p.out_channels);
+      const uint32_t bias = in.size() > (fwcs ? 3u : 4u) ? in[fwcs ? 3 : 4] : UINT32_MAX;
+      const std::vector<int64_t> sums =
+          fwcs ? masked_row_sums(in[1], in[2], p.out_channels, int64_t{p.kernel_h} * p.kernel_w,
+                                 name)
+               : csr_row_sums(in[1], in[3], p.out_channels, name);
+      c.folded_bias_offset = add_folded_bias_sums(sums, bias, c.input_offset);
+      return as_bytes(p);  // the CSR params struct has the same layout
+    }
+    case DTMM_OP_FULLY_CONNECTED_BLOCK:
+    case DTMM_OP_FULLY_CONNECTED_CSR: {
+      const bool block = type == DTMM_OP_FULLY_CONNECTED_BLOCK;
+      need_inputs(block ? 3 : 4, block ? 4 : 5);
+      const TensorSpec& x = spec(in[0], name);
+      const TensorSpec& v = spec(in[1], name);
+      const TensorSpec& y = spec(out[0], name);
+      check_quantized(x, name);
+      check_quantized(y, name);
+      dtmm_block_fc_params p{};
+      p.units = y.shape.empty() ? 0 : y.shape.back();
+      p.depth = o.depth;
+      p.block = block ? (v.shape.size() == 2 ? v.shape[1] : 0) : 0;
+      if (p.depth < 1 || (block && p.block < 1))
+        fail(name, "sparse FC needs depth (and a block size)");
+      dtmm_fc_params& f = p.fc;
+      f.input_offset = -x.zero_point;
+      f.filter_offset = 0;
+      f.output_offset = y.zero_point;
+      activation_range(o.activation, y, name, &f.act_min, &f.act_max);
+      f.num_channels = v.channel_scales.size() > 1 ? static_cast<uint32_t>(p.units) : 1;
+      f.quant_offset = add_quant_table(x, v, y, static_cast<int32_t>(f.num_channels));
+      const uint32_t bias = in.size() > (block ? 3u : 4u) ? in[block ? 3 : 4] : UINT32_MAX;
+      const std::vector<int64_t> sums =
+          block ? masked_row_sums(in[1], in[2], p.units, (p.depth + p.block - 1) / p.block, name)
+                : csr_row_sums(in[1], in[3], p.units, name);
+      f.folded_bias_offset = add_folded_bias_sums(sums, bias, f.input_offset);
+      if (block) return as_bytes(p);
+      dtmm_csr_fc_params q{};
+      q.fc = f;
+      q.units = p.units;
+      q.depth = p.depth;
+      return as_bytes(q);
     }
     default: fail(name, "unknown op type " + std::to_string(type));
   }

@@ -1,5 +1,6 @@
 // Running a validated model, and the accessors of the C API.
 #include "dtmm/dtmm.h"
+#include "kernels/sparse_conv_host.h"
 #include "op_context.h"
 #include "op_registry.h"
 
@@ -92,10 +93,14 @@ size_t dtmm_host_workspace_size(const dtmm_model* m) {
   size_t need = 0;
   for (uint32_t k = 0; k < m->header->num_ops; ++k) {
     const dtmm_op_record& op = op_records(*m)[k];
-    if (op.type != DTMM_OP_CONV_2D) continue;
-    const dtmm_tensor_record& w =
-        tensor_records(*m)[reinterpret_cast<const uint32_t*>(m->blob + op.io_offset)[1]];
-    const size_t bytes = 2 * static_cast<size_t>(num_elements(w));
+    const OpContext ctx{m, &op, reinterpret_cast<const uint32_t*>(m->blob + op.io_offset),
+                        m->blob + op.params_offset, nullptr};
+    size_t bytes = 0;
+    if (op.type == DTMM_OP_CONV_2D) {
+      bytes = 2 * static_cast<size_t>(num_elements(ctx.in(1)));  // widened weights
+    } else if (op.type == DTMM_OP_CONV_2D_FWCS) {
+      bytes = fwcs_conv_host_workspace(ctx);
+    }
     need = bytes > need ? bytes : need;
   }
   return need;

@@ -23,6 +23,8 @@ uint32_t dtype_size(uint32_t dtype) {
     case DTMM_INT8: return 1;
     case DTMM_INT32: return 4;
     case DTMM_FLOAT32: return 4;
+    case DTMM_UINT8: return 1;
+    case DTMM_UINT16: return 2;
     default: return 0;
   }
 }
@@ -75,7 +77,9 @@ dtmm_status check_tensor(const dtmm_model& m, uint32_t i) {
   uint64_t count = 1;
   for (uint32_t d = 0; d < DTMM_MAX_RANK; ++d) {
     if (d < t.rank) {
-      if (t.dims[d] < 1 || t.dims[d] > (1 << 24)) return DTMM_ERR_BAD_TENSOR;
+      // Constants may be empty (the values of a fully pruned sparse layer).
+      const int32_t min_dim = t.storage == DTMM_STORAGE_CONST ? 0 : 1;
+      if (t.dims[d] < min_dim || t.dims[d] > (1 << 24)) return DTMM_ERR_BAD_TENSOR;
       count *= static_cast<uint64_t>(t.dims[d]);
       if (count > UINT32_MAX) return DTMM_ERR_BAD_TENSOR;
     } else if (t.dims[d] != 0) {

@@ -39,13 +39,18 @@ struct OpOptions {
   int32_t axis = 0;                    // CONCATENATION
   std::vector<int32_t> pad_before, pad_after;
   int32_t pad_value = 0;
-  bool has_pad_value = false;  // else the output zero point
-  float beta = 1.0f;           // SOFTMAX
+  bool has_pad_value = false;          // else the output zero point
+  float beta = 1.0f;                   // SOFTMAX
+  int32_t kernel_h = 0, kernel_w = 0;  // sparse convs: the logical filter's taps
+  int32_t depth = 0;                   // sparse fully connected: inputs per unit
 };
 
 class BlobBuilder {
  public:
-  BlobBuilder();
+  // keep_channel_scales: also store per-channel weight scales in the tensor
+  // table (the runtime never reads them: they are folded into the
+  // requantization tables); off saves 8 bytes per output channel of flash.
+  explicit BlobBuilder(bool keep_channel_scales = false);
   // An activation at a planned arena offset; returns its tensor index.
   uint32_t add_activation(const TensorSpec& spec, uint32_t arena_offset);
   // A constant; its bytes are copied into the blob, 16-byte aligned.
@@ -68,6 +73,17 @@ class BlobBuilder {
   // bias + input_offset * (sum of each output channel's weights), wrapping.
   uint32_t add_folded_bias(uint32_t weights, uint32_t bias, int32_t input_offset, int32_t channels,
                            bool depthwise);
+  uint32_t add_folded_bias_sums(const std::vector<int64_t>& weight_sums, uint32_t bias,
+                                int32_t input_offset);
+  // Per-output-channel weight sums of a sparse weight encoding.
+  std::vector<int64_t> masked_row_sums(uint32_t values, uint32_t mask, int64_t rows,
+                                       int64_t units_per_row, const std::string& op) const;
+  std::vector<int64_t> csr_row_sums(uint32_t values, uint32_t row_ptr, int64_t rows,
+                                    const std::string& op) const;
+  const uint8_t* constant_bytes(uint32_t index, const std::string& op) const;
+  // The (multiplier, shift) table for an op whose weights carry the scales.
+  uint32_t add_quant_table(const TensorSpec& x, const TensorSpec& w, const TensorSpec& y,
+                           int32_t channels);
 
   std::vector<uint8_t> data_;  // starts at blob offset sizeof(dtmm_blob_header)
   std::string strings_;
@@ -76,6 +92,7 @@ class BlobBuilder {
   std::vector<dtmm_op_record> ops_;
   std::vector<uint32_t> io_;
   uint32_t num_inputs_ = 0, num_outputs_ = 0;
+  bool keep_channel_scales_ = false;
 };
 
 // TFLite's QuantizeMultiplier: m = q * 2^shift with q a Q31 value in [0.5, 1).

@@ -27,6 +27,8 @@ typedef enum {
   DTMM_INT8 = 1,
   DTMM_INT32 = 2,
   DTMM_FLOAT32 = 3,
+  DTMM_UINT8 = 4,   // bitmasks of sparse formats
+  DTMM_UINT16 = 5,  // column indices of the CSR baseline
 } dtmm_dtype;
 
 typedef enum {
@@ -51,7 +53,11 @@ typedef enum {
   DTMM_OP_LOGISTIC = 13,
   DTMM_OP_QUANTIZE = 14,
   DTMM_OP_DEQUANTIZE = 15,
-  DTMM_OP_COUNT_ = 16
+  DTMM_OP_CONV_2D_FWCS = 16,           // filterlet-sparse conv (FWCS)
+  DTMM_OP_FULLY_CONNECTED_BLOCK = 17,  // block-sparse fully connected
+  DTMM_OP_CONV_2D_CSR = 18,            // baseline: per-weight sparse conv
+  DTMM_OP_FULLY_CONNECTED_CSR = 19,    // baseline: per-weight sparse FC
+  DTMM_OP_COUNT_ = 20
 } dtmm_op_type;
 
 typedef struct {
@@ -133,6 +139,42 @@ typedef struct {
   uint32_t quant_offset;        // int32 multiplier[num_channels], int32 shift[num_channels]
   uint32_t folded_bias_offset;  // int32[units]: bias + input_offset * sum(w[o]) (filter_offset 0)
 } dtmm_fc_params;
+
+// CONV_2D_FWCS. inputs: input, values, mask, bias(optional) -> output.
+// The filter is [out_channels, kernel_h, kernel_w, in_channels] (OHWI) with
+// whole filterlets (the in_channels weights at one tap) pruned. `mask` (uint8)
+// holds out_channels * kernel_h * kernel_w bits, LSB first, bit
+// (oc * kernel_h + ky) * kernel_w + kx set when that filterlet is kept; unused
+// bits of the last byte are 0. `values` (int8 [kept, in_channels]) holds the
+// kept filterlets in mask order. conv.folded_bias uses the kept weights.
+typedef struct {
+  dtmm_conv_params conv;
+  int32_t out_channels, kernel_h, kernel_w, in_channels;
+} dtmm_fwcs_conv_params;
+
+// FULLY_CONNECTED_BLOCK. inputs: input, values, mask, bias(optional) -> output.
+// Weights [units, depth] cut into blocks of `block` consecutive inputs per
+// unit (the last block of a row may be shorter); mask bit u * blocks_per_row
+// + j set when block j of unit u is kept; values (int8 [kept, block]) hold
+// the kept blocks in mask order, a short last block zero-padded.
+typedef struct {
+  dtmm_fc_params fc;
+  int32_t units, depth, block;
+} dtmm_block_fc_params;
+
+// CONV_2D_CSR / FULLY_CONNECTED_CSR (baselines). inputs: input, values (int8
+// [nnz]), columns (uint16 [nnz], index into the flattened KH*KW*C_in filter
+// or the FC row, increasing within a row), row_ptr (int32 [rows + 1]),
+// bias(optional) -> output.
+typedef struct {
+  dtmm_conv_params conv;
+  int32_t out_channels, kernel_h, kernel_w, in_channels;
+} dtmm_csr_conv_params;
+
+typedef struct {
+  dtmm_fc_params fc;
+  int32_t units, depth;
+} dtmm_csr_fc_params;
 
 // ADD: inputs a, b (broadcast to the output shape) -> output
 typedef struct {

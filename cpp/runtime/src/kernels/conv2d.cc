@@ -12,29 +12,22 @@ namespace dtmm {
 // (x - zp_in) * w is at most 255 * 128 = 32,640 in magnitude, so 65,536 of
 // them sum to at most 2,139,095,040 < 2^31: the int32 accumulator cannot
 // overflow before the bias is added (that add wraps, as it does on the device).
-constexpr int64_t kMaxConvDepth = 65536;
 
-dtmm_status validate_conv2d(const OpContext& ctx) {
-  if (ctx.num_inputs() < 2 || ctx.num_inputs() > 3 || ctx.op->num_outputs != 1)
-    return DTMM_ERR_BAD_OP;
+dtmm_status check_conv_geometry(const OpContext& ctx, const dtmm_conv_params& p, int32_t oc,
+                                int32_t kh, int32_t kw, int32_t fc, uint32_t bias_input) {
   const auto& in = ctx.in(0);
-  const auto& w = ctx.in(1);
   const auto& out = ctx.out();
-  if (!is_int8(in) || !is_int8(w) || !is_int8(out) || in.rank != 4 || w.rank != 4 ||
-      out.rank != 4 || w.storage != DTMM_STORAGE_CONST)
+  if (!is_int8(in) || !is_int8(out) || in.rank != 4 || out.rank != 4) return DTMM_ERR_BAD_PARAMS;
+  if (oc < 1 || kh < 1 || kw < 1 || fc <= 0 || in.dims[3] % fc != 0 || out.dims[3] != oc ||
+      out.dims[0] != in.dims[0])
     return DTMM_ERR_BAD_PARAMS;
-  const int32_t oc = w.dims[0], fc = w.dims[3];
-  if (fc <= 0 || in.dims[3] % fc != 0 || out.dims[3] != oc || out.dims[0] != in.dims[0])
-    return DTMM_ERR_BAD_PARAMS;
-  const int32_t groups = in.dims[3] / fc;
-  if (oc % groups != 0) return DTMM_ERR_BAD_PARAMS;
-  if (static_cast<int64_t>(w.dims[1]) * w.dims[2] * fc > kMaxConvDepth) return DTMM_ERR_BAD_PARAMS;
-  if (ctx.has_input(2)) {
-    const auto& b = ctx.in(2);
+  if (oc % (in.dims[3] / fc) != 0) return DTMM_ERR_BAD_PARAMS;
+  if (static_cast<int64_t>(kh) * kw * fc > kMaxConvReduction) return DTMM_ERR_BAD_PARAMS;
+  if (ctx.has_input(bias_input)) {
+    const auto& b = ctx.in(bias_input);
     if (b.dtype != DTMM_INT32 || num_elements(b) != static_cast<uint64_t>(oc))
       return DTMM_ERR_BAD_PARAMS;
   }
-  const auto& p = ctx.p<dtmm_conv_params>();
   if (p.stride_h < 1 || p.stride_w < 1 || p.dilation_h < 1 || p.dilation_w < 1 ||
       p.stride_h > 1024 || p.stride_w > 1024 || p.dilation_h > 1024 || p.dilation_w > 1024 ||
       p.pad_h < 0 || p.pad_w < 0 || p.pad_h > 65536 || p.pad_w > 65536 || p.depth_multiplier != 0 ||
@@ -45,6 +38,15 @@ dtmm_status validate_conv2d(const OpContext& ctx) {
       !ctx.blob_array_ok(p.folded_bias_offset, uint64_t{4} * static_cast<uint32_t>(oc)))
     return DTMM_ERR_BAD_PARAMS;
   return DTMM_OK;
+}
+
+dtmm_status validate_conv2d(const OpContext& ctx) {
+  if (ctx.num_inputs() < 2 || ctx.num_inputs() > 3 || ctx.op->num_outputs != 1)
+    return DTMM_ERR_BAD_OP;
+  const auto& w = ctx.in(1);
+  if (!is_int8(w) || w.rank != 4 || w.storage != DTMM_STORAGE_CONST) return DTMM_ERR_BAD_PARAMS;
+  return check_conv_geometry(ctx, ctx.p<dtmm_conv_params>(), w.dims[0], w.dims[1], w.dims[2],
+                             w.dims[3], 2);
 }
 
 // Reference loop: one output value at a time, skipping taps that fall in the

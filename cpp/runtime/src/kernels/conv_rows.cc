@@ -193,10 +193,10 @@ static void conv_rows_avx2_outer(const ConvRows& r) {
       for (int32_t p = 0; p < pairs; ++p)
         part[p & 3] = _mm256_add_epi32(
             part[p & 3],
-            _mm256_madd_epi16(bx[p], _mm256_load_si256(
-                                         reinterpret_cast<const __m256i*>(&wt[p][b * 8][0]))));
-      const __m256i acc = _mm256_add_epi32(_mm256_add_epi32(part[0], part[1]),
-                                           _mm256_add_epi32(part[2], part[3]));
+            _mm256_madd_epi16(
+                bx[p], _mm256_load_si256(reinterpret_cast<const __m256i*>(&wt[p][b * 8][0]))));
+      const __m256i acc =
+          _mm256_add_epi32(_mm256_add_epi32(part[0], part[1]), _mm256_add_epi32(part[2], part[3]));
       const int32_t oc = b * 8;
       if (oc + 8 <= r.oc_count) {
         __m256i v = _mm256_add_epi32(

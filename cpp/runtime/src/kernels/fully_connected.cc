@@ -9,35 +9,37 @@ namespace dtmm {
 // without int32 overflow; the limit below leaves that margin.
 constexpr int64_t kMaxFcDepth = 32768;
 
-dtmm_status validate_fully_connected(const OpContext& ctx) {
-  if (ctx.num_inputs() < 2 || ctx.num_inputs() > 3 || ctx.op->num_outputs != 1)
-    return DTMM_ERR_BAD_OP;
+dtmm_status check_fc_geometry(const OpContext& ctx, const dtmm_fc_params& p, int32_t units,
+                              int32_t depth, uint32_t bias_input) {
   const auto& in = ctx.in(0);
-  const auto& w = ctx.in(1);
   const auto& out = ctx.out();
-  if (!is_int8(in) || !is_int8(w) || !is_int8(out) || w.rank != 2 || out.rank < 1 ||
-      w.storage != DTMM_STORAGE_CONST)
-    return DTMM_ERR_BAD_PARAMS;
-  const int64_t units = w.dims[0], depth = w.dims[1];
-  if (depth <= 0 || depth > kMaxFcDepth || num_elements(in) % depth != 0)
+  if (!is_int8(in) || !is_int8(out) || out.rank < 1) return DTMM_ERR_BAD_PARAMS;
+  if (units < 1 || depth <= 0 || depth > kMaxFcDepth || num_elements(in) % depth != 0)
     return DTMM_ERR_BAD_PARAMS;
   const uint64_t batches = num_elements(in) / depth;
   if (out.dims[out.rank - 1] != units || num_elements(out) != batches * units)
     return DTMM_ERR_BAD_PARAMS;
-  if (ctx.has_input(2)) {
-    const auto& b = ctx.in(2);
+  if (ctx.has_input(bias_input)) {
+    const auto& b = ctx.in(bias_input);
     if (b.dtype != DTMM_INT32 || num_elements(b) != static_cast<uint64_t>(units))
       return DTMM_ERR_BAD_PARAMS;
   }
-  const auto& p = ctx.p<dtmm_fc_params>();
   if (!valid_zero_point(-p.input_offset) || !valid_zero_point(-p.filter_offset) ||
       !valid_zero_point(p.output_offset) || !valid_clamp(p.act_min, p.act_max) ||
-      (p.num_channels != 1 && p.num_channels != units))
+      (p.num_channels != 1 && p.num_channels != static_cast<uint32_t>(units)))
     return DTMM_ERR_BAD_PARAMS;
   if (!valid_quant_table(ctx, p.quant_offset, p.num_channels) ||
       !ctx.blob_array_ok(p.folded_bias_offset, uint64_t{4} * static_cast<uint64_t>(units)))
     return DTMM_ERR_BAD_PARAMS;
   return DTMM_OK;
+}
+
+dtmm_status validate_fully_connected(const OpContext& ctx) {
+  if (ctx.num_inputs() < 2 || ctx.num_inputs() > 3 || ctx.op->num_outputs != 1)
+    return DTMM_ERR_BAD_OP;
+  const auto& w = ctx.in(1);
+  if (!is_int8(w) || w.rank != 2 || w.storage != DTMM_STORAGE_CONST) return DTMM_ERR_BAD_PARAMS;
+  return check_fc_geometry(ctx, ctx.p<dtmm_fc_params>(), w.dims[0], w.dims[1], 2);
 }
 
 void eval_fully_connected(const OpContext& ctx) {

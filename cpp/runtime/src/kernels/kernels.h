@@ -26,6 +26,10 @@ DTMM_DECLARE_OP(softmax)
 DTMM_DECLARE_OP(logistic)
 DTMM_DECLARE_OP(quantize)
 DTMM_DECLARE_OP(dequantize)
+DTMM_DECLARE_OP(conv2d_fwcs)
+DTMM_DECLARE_OP(fully_connected_block)
+DTMM_DECLARE_OP(conv2d_csr)
+DTMM_DECLARE_OP(fully_connected_csr)
 
 #undef DTMM_DECLARE_OP
 
@@ -38,6 +42,25 @@ inline bool valid_zero_point(int32_t zp) {
 }
 // A per-channel (multiplier, shift) table of n entries at a blob offset.
 bool valid_quant_table(const OpContext& ctx, uint32_t offset, uint32_t n);
+
+// Largest conv reduction length KH * KW * C_in (see conv2d.cc for why).
+constexpr int64_t kMaxConvReduction = 65536;
+
+// Checks every conv variant shares: input/output shapes for a filter of
+// [oc, kh, kw, fc], the bias at input `bias_input` if present, the params.
+dtmm_status check_conv_geometry(const OpContext& ctx, const dtmm_conv_params& p, int32_t oc,
+                                int32_t kh, int32_t kw, int32_t fc, uint32_t bias_input);
+
+// Checks a fully connected op shares: input/output shapes for [units, depth]
+// weights, the bias at input `bias_input` if present, the params.
+dtmm_status check_fc_geometry(const OpContext& ctx, const dtmm_fc_params& p, int32_t units,
+                              int32_t depth, uint32_t bias_input);
+
+inline int popcount8(uint8_t v) {
+  int n = 0;
+  for (; v; v &= static_cast<uint8_t>(v - 1)) ++n;
+  return n;
+}
 
 }  // namespace dtmm
 
