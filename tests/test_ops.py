@@ -18,14 +18,21 @@ ACTIVATIONS = st.sampled_from(["NONE", "RELU", "RELU6", "RELU_N1_TO_1"])
 
 
 def check(model_bytes: bytes, inputs: list[np.ndarray], num_outputs: int = 1) -> None:
+    """Every kernel choice (dense, FWCS/block-sparse, CSR; optimized and
+    reference loops) must reproduce TFLite Micro exactly."""
     expected = tflm_run(model_bytes, inputs, num_outputs)
-    blob = dtmm.compile(dtmm.load(model_bytes))
-    for reference in (False, True):
-        got = dtmm.Runtime(blob, reference=reference).run(inputs if len(inputs) > 1 else inputs[0])
-        got = got if isinstance(got, list) else [got]
-        for g, e in zip(got, expected):
-            assert g.dtype == e.dtype
-            np.testing.assert_array_equal(g.reshape(e.shape), e, err_msg=f"reference={reference}")
+    model = dtmm.load(model_bytes)
+    for sparse in ("never", "always", "csr"):
+        blob = dtmm.compile(model, sparse=sparse)
+        for reference in (False, True):
+            rt = dtmm.Runtime(blob, reference=reference)
+            got = rt.run(inputs if len(inputs) > 1 else inputs[0])
+            got = got if isinstance(got, list) else [got]
+            for g, e in zip(got, expected):
+                assert g.dtype == e.dtype
+                np.testing.assert_array_equal(
+                    g.reshape(e.shape), e, err_msg=f"sparse={sparse} reference={reference}"
+                )
 
 
 def rand_i8(rng: np.random.Generator, shape) -> np.ndarray:
@@ -74,7 +81,7 @@ def conv_case(draw, depthwise: bool = False):
         else:
             weights[: max(1, cout // 3)] = 0
     if draw(st.booleans()):  # pruned filterlets: whole C_in vectors at one tap set to zero
-        mask = rng.random(weights.shape[:3]) < rng.random()
+        mask = rng.random(weights.shape[:3]) < draw(st.sampled_from([0.0, 0.3, 0.5, 0.9, 1.0]))
         if not depthwise:
             weights[mask] = 0
     bias = rng.integers(-5000, 5000, size=cout, dtype=np.int32)
@@ -147,6 +154,16 @@ def fc_case(draw):
         data=rng.integers(-127, 128, size=(units, depth), dtype=np.int8),
     )
     inputs = [x, wt]
+    if draw(st.booleans()):  # pruned blocks of 16 inputs, or single weights
+        w_data = wt.buffer.data
+        dense = np.frombuffer(w_data, np.int8).reshape(units, depth).copy()
+        if draw(st.booleans()):
+            per_row = -(-depth // 16)
+            keep = rng.random((units, per_row)) >= draw(st.sampled_from([0.3, 0.7, 1.0]))
+            dense[~np.repeat(keep, 16, axis=1)[:, :depth]] = 0
+        else:
+            dense[rng.random(dense.shape) < 0.6] = 0
+        wt.buffer.data = dense.tobytes()
     if draw(st.booleans()):
         inputs.append(
             g.tensor(

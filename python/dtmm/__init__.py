@@ -2,9 +2,10 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import demo
+from . import demo, prune
 from .compiler import compile
 from .errors import ModelError, UnsupportedOpError
+from .inspect import BlobReport, LayerInfo, inspect
 from .ir import Model, Op, Tensor
 from .loader import load
 from .memory import MemoryPlan, plan_memory
@@ -16,6 +17,8 @@ except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0+unknown"
 
 __all__ = [
+    "BlobReport",
+    "LayerInfo",
     "MemoryPlan",
     "Model",
     "ModelError",
@@ -26,6 +29,8 @@ __all__ = [
     "__version__",
     "compile",
     "demo",
+    "inspect",
     "load",
     "plan_memory",
+    "prune",
 ]

@@ -130,10 +130,51 @@ class Interpreter {
 
   py::list ops() const {
     py::list out;
+    const auto* records = reinterpret_cast<const dtmm_op_record*>(model_.blob + model_.header->ops_offset);
     for (uint32_t k = 0; k < dtmm_num_ops(&model_); ++k) {
+      const dtmm_op_record& r = records[k];
+      const auto* io = reinterpret_cast<const uint32_t*>(model_.blob + r.io_offset);
       py::dict d;
       d["name"] = std::string(dtmm_op_name(&model_, k));
       d["type"] = std::string(dtmm_op_type_name(dtmm_op_kind(&model_, k)));
+      std::vector<int64_t> ins, outs;
+      for (uint32_t j = 0; j < r.num_inputs; ++j)
+        ins.push_back(io[j] == UINT32_MAX ? int64_t{-1} : static_cast<int64_t>(io[j]));
+      for (uint32_t j = 0; j < r.num_outputs; ++j) outs.push_back(io[r.num_inputs + j]);
+      d["inputs"] = ins;
+      d["outputs"] = outs;
+      d["scratch"] = r.scratch_size;
+      // The logical dense weight shape of the sparse formats, for inspection.
+      if (r.type == DTMM_OP_CONV_2D_FWCS || r.type == DTMM_OP_CONV_2D_CSR) {
+        const auto* p = reinterpret_cast<const dtmm_fwcs_conv_params*>(model_.blob + r.params_offset);
+        d["dense_shape"] = py::make_tuple(p->out_channels, p->kernel_h, p->kernel_w, p->in_channels);
+      } else if (r.type == DTMM_OP_FULLY_CONNECTED_BLOCK) {
+        const auto* p = reinterpret_cast<const dtmm_block_fc_params*>(model_.blob + r.params_offset);
+        d["dense_shape"] = py::make_tuple(p->units, p->depth);
+      } else if (r.type == DTMM_OP_FULLY_CONNECTED_CSR) {
+        const auto* p = reinterpret_cast<const dtmm_csr_fc_params*>(model_.blob + r.params_offset);
+        d["dense_shape"] = py::make_tuple(p->units, p->depth);
+      }
+      out.append(d);
+    }
+    return out;
+  }
+
+  py::list tensors() const {
+    py::list out;
+    const uint32_t n = model_.header->num_tensors;
+    const auto* records =
+        reinterpret_cast<const dtmm_tensor_record*>(model_.blob + model_.header->tensors_offset);
+    for (uint32_t i = 0; i < n; ++i) {
+      dtmm_tensor t;
+      dtmm_tensor_info(&model_, i, &t);
+      py::dict d;
+      d["name"] = std::string(t.name);
+      d["shape"] = py::tuple(py::cast(std::vector<int32_t>(t.dims, t.dims + t.rank)));
+      d["dtype"] = static_cast<int>(t.dtype);
+      d["bytes"] = t.size;
+      d["constant"] = records[i].storage == DTMM_STORAGE_CONST;
+      d["offset"] = records[i].offset;
       out.append(d);
     }
     return out;
@@ -231,7 +272,8 @@ PYBIND11_MODULE(_core, m) {
       .def("get_output", &Interpreter::get_output)
       .def("invoke", &Interpreter::invoke)
       .def("invoke_timed", &Interpreter::invoke_timed)
-      .def("ops", &Interpreter::ops);
+      .def("ops", &Interpreter::ops)
+      .def("tensors", &Interpreter::tensors);
 
   py::dict ops;
   for (int t = 1; t < DTMM_OP_COUNT_; ++t) ops[dtmm_op_type_name(t)] = t;

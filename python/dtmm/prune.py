@@ -1,0 +1,124 @@
+"""One-shot magnitude pruning of a loaded model (no training needed).
+
+Every function returns a new model with pruned weights set to exactly zero;
+the compiler then stores them sparsely (FWCS for filterlets, blocks for
+fully connected layers). ``sparsity`` is the fraction of units removed in
+each layer: one number for all layers, or a dict from op name to fraction
+(layers not in the dict are left alone).
+
+Units: a *filterlet* is the C_in weights of one conv filter at one kernel
+position; a *filter* is one whole output channel (the structured baseline);
+a *weight* is a single weight (the unstructured baseline); an FC *block* is
+``block`` consecutive input weights of one output unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from .ir import Model, Op, Tensor
+
+Sparsity = float | Mapping[str, float]
+
+
+def _layer_sparsity(sparsity: Sparsity, op: Op) -> float | None:
+    s = sparsity.get(op.name) if isinstance(sparsity, Mapping) else sparsity
+    if s is None:
+        return None
+    if not 0.0 <= float(s) <= 1.0:
+        raise ValueError(f"sparsity for '{op.name}' must be in [0, 1], got {s}")
+    return float(s)
+
+
+def _real_weights(w: Tensor) -> np.ndarray:
+    """Weights in real units (int8 times the per-channel scale on axis 0)."""
+    scale = w.scale.reshape((-1,) + (1,) * (w.data.ndim - 1)) if len(w.scale) > 1 else w.scale[0]
+    return w.data.astype(np.float32) * scale
+
+
+def _norm(units: np.ndarray, criterion: str, axis) -> np.ndarray:
+    if criterion == "l2":
+        return np.sqrt((units**2).sum(axis=axis))
+    if criterion == "l1":
+        return np.abs(units).sum(axis=axis)
+    raise ValueError(f"criterion must be 'l2' or 'l1', got {criterion!r}")
+
+
+def _prune_lowest(scores: np.ndarray, fraction: float) -> np.ndarray:
+    """Boolean mask of the round(fraction * n) lowest scores (ties broken by order)."""
+    n = int(round(fraction * scores.size))
+    mask = np.zeros(scores.size, dtype=bool)
+    if n > 0:
+        mask[np.argsort(scores.reshape(-1), kind="stable")[:n]] = True
+    return mask.reshape(scores.shape)
+
+
+def _apply(
+    model: Model,
+    sparsity: Sparsity,
+    op_types: tuple[str, ...],
+    select: Callable[[Tensor, float], np.ndarray],
+) -> Model:
+    if isinstance(sparsity, Mapping):
+        known = {op.name for op in model.ops}
+        unknown = sorted(set(sparsity) - known)
+        if unknown:
+            raise KeyError(f"no op named {unknown[0]!r} in the model")
+    out = model.copy()
+    for op in out.ops:
+        if op.type not in op_types:
+            continue
+        fraction = _layer_sparsity(sparsity, op)
+        w = out.tensors[op.inputs[1]]
+        if fraction is None or w.data is None:
+            continue
+        w.data = np.where(select(w, fraction), np.int8(0), w.data).astype(np.int8)
+    return out
+
+
+def filterlets(model: Model, sparsity: Sparsity, criterion: str = "l2") -> Model:
+    """Remove the filterlets with the smallest norm in every CONV_2D layer."""
+
+    def select(w: Tensor, fraction: float) -> np.ndarray:
+        scores = _norm(_real_weights(w), criterion, axis=3)  # [C_out, KH, KW]
+        return _prune_lowest(scores, fraction)[..., None]
+
+    return _apply(model, sparsity, ("CONV_2D",), select)
+
+
+def filters(model: Model, sparsity: Sparsity, criterion: str = "l2") -> Model:
+    """Remove whole output channels (the structured baseline) of CONV_2D layers."""
+
+    def select(w: Tensor, fraction: float) -> np.ndarray:
+        scores = _norm(_real_weights(w), criterion, axis=(1, 2, 3))
+        return _prune_lowest(scores, fraction)[:, None, None, None]
+
+    return _apply(model, sparsity, ("CONV_2D",), select)
+
+
+def weights(model: Model, sparsity: Sparsity) -> Model:
+    """Remove individual weights by magnitude (the unstructured baseline) of
+    CONV_2D and FULLY_CONNECTED layers."""
+
+    def select(w: Tensor, fraction: float) -> np.ndarray:
+        return _prune_lowest(np.abs(_real_weights(w)), fraction)
+
+    return _apply(model, sparsity, ("CONV_2D", "FULLY_CONNECTED"), select)
+
+
+def fc_blocks(model: Model, sparsity: Sparsity, block: int = 16, criterion: str = "l2") -> Model:
+    """Remove blocks of ``block`` consecutive input weights per unit of
+    FULLY_CONNECTED layers (the FC analogue of filterlets)."""
+
+    def select(w: Tensor, fraction: float) -> np.ndarray:
+        units, depth = w.shape
+        per_row = -(-depth // block)
+        real = np.zeros((units, per_row * block), np.float32)
+        real[:, :depth] = _real_weights(w)
+        scores = _norm(real.reshape(units, per_row, block), criterion, axis=2)
+        keep_mask = np.repeat(_prune_lowest(scores, fraction), block, axis=1)[:, :depth]
+        return keep_mask
+
+    return _apply(model, sparsity, ("FULLY_CONNECTED",), select)

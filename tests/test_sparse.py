@@ -1,0 +1,216 @@
+"""Sparse storage: encoders, the loader's checks of sparse data, pruning,
+inspection, and pruned real models against TFLite Micro."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import dtmm
+from conftest import data_path, tflm_run
+from dtmm import demo, sparse_formats
+
+# ---- encoders
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    hnp.arrays(np.int8, hnp.array_shapes(min_dims=4, max_dims=4, max_side=6)),
+    st.floats(0.0, 1.0),
+    st.integers(0, 2**32 - 1),
+)
+def test_fwcs_round_trip(weights, pruned, seed):
+    rng = np.random.default_rng(seed)
+    weights = weights.copy()
+    weights[rng.random(weights.shape[:3]) < pruned] = 0
+    enc = sparse_formats.fwcs_encode(weights)
+    np.testing.assert_array_equal(sparse_formats.fwcs_decode(enc), weights)
+    kept = sparse_formats.filterlet_mask(weights)
+    assert enc.kept == int(kept.sum())
+    assert enc.index_bytes == -(-kept.size // 8)  # one bit per filterlet
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    hnp.arrays(np.int8, hnp.array_shapes(min_dims=2, max_dims=2, max_side=40)), st.integers(1, 17)
+)
+def test_block_and_csr_round_trip(weights, block):
+    units, depth = weights.shape
+    values, mask = sparse_formats.block_encode(weights, block)
+    np.testing.assert_array_equal(
+        sparse_formats.block_decode(values, mask, units, depth, block), weights
+    )
+    v, c, p = sparse_formats.csr_encode(weights)
+    np.testing.assert_array_equal(sparse_formats.csr_decode(v, c, p, depth), weights)
+
+
+def test_fwcs_index_overhead_formula():
+    # 64 filters of 3x3x16 at 50% density: 576 mask bits = 72 bytes vs 4,608 value bytes.
+    w = np.ones((64, 3, 3, 16), np.int8)
+    w[:, ::2, :, :] = 0
+    w[:, 1, 1::2, :] = 0
+    enc = sparse_formats.fwcs_encode(w)
+    assert enc.index_bytes == 72
+    assert enc.index_bytes / enc.values.nbytes == pytest.approx(1 / (8 * (enc.kept / 576) * 16))
+
+
+# ---- the loader's checks of FWCS data
+
+
+def _fwcs_blob(out_channels: int = 8) -> tuple[bytes, dict]:
+    tw = pytest.importorskip("tflite_writer", reason="needs tflite-micro (pip install .[test])")
+    rng = np.random.default_rng(3)
+    g = tw.Graph()
+    x = g.tensor((1, 6, 6, 16), scale=0.05, zero_point=3)
+    w = rng.integers(-127, 128, size=(out_channels, 3, 3, 16), dtype=np.int8)
+    w[rng.random((out_channels, 3, 3)) < 0.5] = 0
+    f = g.tensor(w.shape, scale=[0.01] * out_channels, zero_point=0, axis=0, data=w)
+    y = g.tensor((1, 6, 6, out_channels), scale=0.5, zero_point=-2)
+    g.op(
+        tw.OP.CONV_2D,
+        [x, f],
+        [y],
+        *tw.options("Conv2DOptions", padding=tw.PAD["SAME"], strideH=1, strideW=1),
+    )
+    blob = dtmm.compile(dtmm.load(g.build([x], [y])), sparse="always")
+    core = dtmm._core.Interpreter(blob, False)
+    tensors = core.tensors()
+    mask = next(t for t in tensors if t["name"].endswith("/mask"))
+    values = next(t for t in tensors if t["name"].endswith("/values"))
+    return blob, {"mask": mask, "values": values, "kept": int((np.any(w != 0, axis=3)).sum())}
+
+
+def _resealed(blob: bytearray) -> bytes:
+    blob[12:16] = (zlib.crc32(bytes(blob[16:])) & 0xFFFFFFFF).to_bytes(4, "little")
+    return bytes(blob)
+
+
+def test_loader_rejects_mask_that_disagrees_with_values():
+    blob, info = _fwcs_blob()
+    mask = info["mask"]
+    bad = bytearray(blob)
+    # Flip a zero bit to one: the mask now counts one filterlet more than stored.
+    data = np.frombuffer(blob, np.uint8, count=mask["bytes"], offset=mask["offset"])
+    byte = int(np.flatnonzero(data != 0xFF)[0])
+    free_bit = int(np.flatnonzero(np.unpackbits(data[byte : byte + 1], bitorder="little") == 0)[0])
+    bad[mask["offset"] + byte] |= 1 << free_bit
+    with pytest.raises(ValueError, match="DTMM_ERR_BAD_PARAMS"):
+        dtmm.Runtime(_resealed(bad))
+
+
+def test_loader_rejects_stray_mask_bits():
+    blob, info = _fwcs_blob(out_channels=7)  # 63 filterlets: the mask's last bit is unused
+    mask = info["mask"]
+    bad = bytearray(blob)
+    bad[mask["offset"] + mask["bytes"] - 1] |= 0x80
+    with pytest.raises(ValueError, match="DTMM_ERR_BAD_PARAMS"):
+        dtmm.Runtime(_resealed(bad))
+
+
+def test_loader_rejects_values_of_wrong_width():
+    blob, info = _fwcs_blob()
+    core = dtmm._core.Interpreter(blob, False)
+    index = next(i for i, t in enumerate(core.tensors()) if t["name"].endswith("/values"))
+    tensors_offset = int.from_bytes(blob[24:28], "little")
+    record = tensors_offset + index * 64
+    bad = bytearray(blob)
+    # values [kept, 16] reinterpreted as [2 * kept, 8]: same bytes, wrong C_in.
+    bad[record + 4 : record + 8] = (2 * info["kept"]).to_bytes(4, "little")
+    bad[record + 8 : record + 12] = (8).to_bytes(4, "little")
+    with pytest.raises(ValueError, match="DTMM_ERR_BAD_PARAMS"):
+        dtmm.Runtime(_resealed(bad))
+
+
+# ---- pruning
+
+
+def test_filterlet_pruning_removes_exact_fraction_per_layer():
+    m = dtmm.load(data_path("models", "resnet8", "resnet8_int8.tflite"))
+    pruned = dtmm.prune.filterlets(m, 0.3)
+    for op in pruned.ops:
+        if op.type == "CONV_2D":
+            w = pruned.tensors[op.inputs[1]].data
+            kept = np.any(w != 0, axis=3)
+            assert abs(kept.mean() - 0.7) <= 1 / kept.size + 1e-9
+    # The original model is untouched.
+    assert all(
+        np.any(m.tensors[op.inputs[1]].data != 0, axis=3).all()
+        for op in m.ops
+        if op.type == "CONV_2D"
+    )
+
+
+def test_per_layer_pruning_and_unknown_layer():
+    m = dtmm.load(demo.bundled_model())
+    name = m.ops[0].name
+    pruned = dtmm.prune.fc_blocks(m, {name: 0.5}, block=16)
+    w0 = pruned.tensors[pruned.ops[0].inputs[1]].data
+    blocks = np.any(w0.reshape(32, 4, 16) != 0, axis=2)
+    assert blocks.sum() == 64
+    np.testing.assert_array_equal(
+        pruned.tensors[pruned.ops[1].inputs[1]].data, m.tensors[m.ops[1].inputs[1]].data
+    )
+    with pytest.raises(KeyError, match="no op named"):
+        dtmm.prune.filterlets(m, {"nope": 0.5})
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        dtmm.prune.fc_blocks(m, 1.5)
+
+
+def test_compile_rejects_unknown_sparse_mode():
+    with pytest.raises(ValueError, match="sparse must be one of"):
+        dtmm.compile(dtmm.load(demo.bundled_model()), sparse="sometimes")
+
+
+# ---- real models: pruned, every storage, equal to TFLite Micro on the same zeros
+
+
+def _zeroed_tflite(model_bytes: bytes, pruned: dtmm.Model) -> bytes:
+    """The original .tflite with the pruned weights written back as zeros."""
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor as me
+
+    tfl = me.read(model_bytes)
+    sg = tfl.subgraphs[0]
+    by_name = {t.name: t for t in sg.tensors}
+    for op in pruned.ops:
+        if op.type in ("CONV_2D", "FULLY_CONNECTED"):
+            t = pruned.tensors[op.inputs[1]]
+            by_name[t.name].buffer.data = np.ascontiguousarray(t.data).tobytes()
+    return bytes(tfl.build())
+
+
+@pytest.mark.parametrize("sparsity", [0.5, 0.9])
+def test_pruned_resnet8_every_storage_matches_tflm(sparsity):
+    pytest.importorskip("tflite_micro")
+    path = data_path("models", "resnet8", "resnet8_int8.tflite")
+    ev = np.load(data_path("eval", "ic01_cifar10_test200.npz"))
+    x = (ev["x"][:12].astype(np.int16) - 128).astype(np.int8)
+    pruned = dtmm.prune.fc_blocks(dtmm.prune.filterlets(dtmm.load(path), sparsity), sparsity)
+    oracle = _zeroed_tflite(path.read_bytes(), pruned)
+    expected = np.concatenate([tflm_run(oracle, [xi[None]])[0] for xi in x])
+    sizes = {}
+    for mode in ("never", "always", "auto", "csr"):
+        blob = dtmm.compile(pruned, sparse=mode)
+        sizes[mode] = len(blob)
+        for reference in (False, True):
+            np.testing.assert_array_equal(dtmm.Runtime(blob, reference=reference).run(x), expected)
+    assert sizes["always"] < sizes["never"]
+    report = dtmm.inspect(dtmm.compile(pruned, sparse="always"))
+    fwcs = [layer for layer in report.layers if layer.storage == "FWCS"]
+    assert fwcs and all(abs(layer.kept_fraction - (1 - sparsity)) < 0.02 for layer in fwcs)
+
+
+def test_inspect_accounts_for_every_weight():
+    m = dtmm.prune.filterlets(dtmm.load(data_path("models", "resnet8", "resnet8_int8.tflite")), 0.5)
+    dense = dtmm.inspect(dtmm.compile(m, sparse="never"))
+    sparse = dtmm.inspect(dtmm.compile(m, sparse="always"))
+    total = sum(
+        w.data.size for w in m.tensors.values() if w.is_constant and w.data.dtype == np.int8
+    )
+    assert dense.value_bytes == total and dense.index_bytes == 0
+    assert sparse.value_bytes < 0.55 * total and sparse.index_bytes > 0
+    assert "FWCS" in str(sparse)
