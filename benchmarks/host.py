@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import time
 
-import dtmm
 import numpy as np
+
+import dtmm
+
 from _common import MODELS, require_data, sample_input, tflm_interpreter, write_json
 
 

@@ -10,6 +10,7 @@ usage: python benchmarks/memory.py
 from __future__ import annotations
 
 import dtmm
+
 from _common import MODELS, require_data, tflm_arena, write_json
 
 TARGETS = {"resnet8": 50_000, "vww": 76_000}

@@ -11,8 +11,9 @@ from __future__ import annotations
 import sys
 import zlib
 
-import dtmm
 import numpy as np
+
+import dtmm
 
 
 def with_checksum(blob: bytearray) -> bytes:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
-import dtmm
 import numpy as np
 import pytest
+
+import dtmm
 from dtmm import demo
 
 

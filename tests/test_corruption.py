@@ -6,8 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dtmm
 import pytest
+
+import dtmm
 from dtmm import demo
 
 HERE = Path(__file__).parent

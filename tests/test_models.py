@@ -3,9 +3,11 @@ give exactly the TFLite Micro interpreter's output, and the stated accuracy."""
 
 from __future__ import annotations
 
-import dtmm
 import numpy as np
 import pytest
+
+import dtmm
+
 from conftest import data_path, tflm_run
 
 pytest.importorskip("tflite_micro", reason="needs tflite-micro (pip install .[test])")

@@ -3,11 +3,12 @@ equal the TFLite Micro reference interpreter bit for bit."""
 
 from __future__ import annotations
 
-import dtmm
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import dtmm
 
 tw = pytest.importorskip("tflite_writer", reason="needs tflite-micro (pip install .[test])")
 from conftest import tflm_run  # noqa: E402

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import dtmm
-from conftest import data_path, tflm_run
 from dtmm import demo, sparse_formats
+
+from conftest import data_path, tflm_run
 
 # ---- encoders
 
