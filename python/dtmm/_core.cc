@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../../cpp/runtime/src/fixedpoint.h"
 #include "dtmm/builder.hpp"
 #include "dtmm/dtmm.h"
 
@@ -130,7 +131,8 @@ class Interpreter {
 
   py::list ops() const {
     py::list out;
-    const auto* records = reinterpret_cast<const dtmm_op_record*>(model_.blob + model_.header->ops_offset);
+    const auto* records =
+        reinterpret_cast<const dtmm_op_record*>(model_.blob + model_.header->ops_offset);
     for (uint32_t k = 0; k < dtmm_num_ops(&model_); ++k) {
       const dtmm_op_record& r = records[k];
       const auto* io = reinterpret_cast<const uint32_t*>(model_.blob + r.io_offset);
@@ -146,10 +148,13 @@ class Interpreter {
       d["scratch"] = r.scratch_size;
       // The logical dense weight shape of the sparse formats, for inspection.
       if (r.type == DTMM_OP_CONV_2D_FWCS || r.type == DTMM_OP_CONV_2D_CSR) {
-        const auto* p = reinterpret_cast<const dtmm_fwcs_conv_params*>(model_.blob + r.params_offset);
-        d["dense_shape"] = py::make_tuple(p->out_channels, p->kernel_h, p->kernel_w, p->in_channels);
+        const auto* p =
+            reinterpret_cast<const dtmm_fwcs_conv_params*>(model_.blob + r.params_offset);
+        d["dense_shape"] =
+            py::make_tuple(p->out_channels, p->kernel_h, p->kernel_w, p->in_channels);
       } else if (r.type == DTMM_OP_FULLY_CONNECTED_BLOCK) {
-        const auto* p = reinterpret_cast<const dtmm_block_fc_params*>(model_.blob + r.params_offset);
+        const auto* p =
+            reinterpret_cast<const dtmm_block_fc_params*>(model_.blob + r.params_offset);
         d["dense_shape"] = py::make_tuple(p->units, p->depth);
       } else if (r.type == DTMM_OP_FULLY_CONNECTED_CSR) {
         const auto* p = reinterpret_cast<const dtmm_csr_fc_params*>(model_.blob + r.params_offset);
@@ -274,6 +279,17 @@ PYBIND11_MODULE(_core, m) {
       .def("invoke_timed", &Interpreter::invoke_timed)
       .def("ops", &Interpreter::ops)
       .def("tensors", &Interpreter::tensors);
+
+  m.def(
+      "quantize_multiplier",
+      [](double real) {
+        int32_t q = 0, shift = 0;
+        dtmm::quantize_multiplier(real, &q, &shift);
+        return py::make_tuple(q, shift);
+      },
+      "TFLite's QuantizeMultiplier: (q, shift) with real = q * 2^(shift - 31)");
+  m.def("multiply_by_quantized_multiplier", &dtmm::multiply_by_quantized_multiplier,
+        "TFLite's MultiplyByQuantizedMultiplier (the runtime's own implementation)");
 
   py::dict ops;
   for (int t = 1; t < DTMM_OP_COUNT_; ++t) ops[dtmm_op_type_name(t)] = t;

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _core
 from .errors import ModelError, UnsupportedOpError
-from .graph_passes import fold_constants
+from .graph_passes import fold_constants, remove_dead_filters
 from .ir import Model, Op, Tensor
 from .memory import plan_memory
 from .sparse_formats import block_encode, csr_encode, fwcs_encode
@@ -50,7 +50,7 @@ def compile(  # noqa: A001 - the public name
         raise ValueError(f"sparse must be one of {', '.join(MODES)}, got {sparse!r}")
     if fc_block < 1:
         raise ValueError(f"fc_block must be >= 1, got {fc_block}")
-    model = fold_constants(model)
+    model = remove_dead_filters(fold_constants(model))
     plan = plan_memory(model)
     builder = _core.BlobBuilder(weight_scales)
     index: dict[str, int] = {}

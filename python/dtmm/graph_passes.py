@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from .ir import Model
+import numpy as np
+
+from . import _core
+from .ir import Model, Op
 
 
 def fold_constants(model: Model) -> Model:
@@ -22,4 +25,140 @@ def fold_constants(model: Model) -> Model:
         else:
             kept.append(op)
     model.ops = kept
+    return model
+
+
+def _round_half_away(v: float) -> int:
+    return int(np.sign(v) * np.floor(abs(v) + 0.5))
+
+
+def _activation_range(activation: str, scale: float, zero_point: int) -> tuple[int, int]:
+    """TFLite's CalculateActivationRangeQuantized (float32 division, as the builder)."""
+
+    def q(f: float) -> int:
+        return zero_point + _round_half_away(float(np.float32(f) / np.float32(scale)))
+
+    lo, hi = -128, 127
+    if activation in ("RELU", "RELU6"):
+        lo = max(lo, q(0.0))
+    if activation == "RELU6":
+        hi = min(hi, q(6.0))
+    if activation == "RELU_N1_TO_1":
+        lo, hi = max(lo, q(-1.0)), min(hi, q(1.0))
+    return lo, hi
+
+
+def dead_filter_value(model: Model, op: Op, channel: int) -> int:
+    """The constant int8 output of a CONV_2D channel whose weights are all zero:
+    the requantized bias through the fused activation, computed exactly as the
+    runtime does."""
+    x, w, y = (
+        model.tensors[op.inputs[0]],
+        model.tensors[op.inputs[1]],
+        model.tensors[op.outputs[0]],
+    )
+    bias = 0
+    if len(op.inputs) > 2 and op.inputs[2] is not None:
+        bias = int(model.tensors[op.inputs[2]].data[channel])
+    w_scale = float(w.scale[channel] if len(w.scale) > 1 else w.scale[0])
+    real = float(
+        np.float64(np.float32(x.scale[0]))
+        * np.float64(np.float32(w_scale))
+        / np.float64(np.float32(y.scale[0]))
+    )
+    q, shift = _core.quantize_multiplier(real)
+    acc = _core.multiply_by_quantized_multiplier(bias, q, shift) + int(y.zero_point[0])
+    lo, hi = _activation_range(
+        op.options.get("activation", "NONE"), float(y.scale[0]), int(y.zero_point[0])
+    )
+    return min(max(acc, lo), hi)
+
+
+def remove_dead_filters(model: Model) -> Model:
+    """Physically remove CONV_2D output channels whose weights are all zero,
+    with the matching input channels of their consumers, where that is exact.
+
+    A dead channel outputs a constant c. A consuming CONV_2D can drop that
+    input channel exactly when c equals its input zero point (the channel
+    then contributes nothing anywhere), or when its windows never leave the
+    input (VALID padding or 1x1), so c contributes the same amount, folded
+    into the bias, at every pixel. It is not exact (and not done) when the
+    channel feeds anything else (ADD, concatenation, pooling, depthwise, a
+    model output) or a padded k > 1 conv with c != zero point, because border
+    windows see the padding instead of c.
+    """
+    out = None
+    for op in model.ops:
+        if op.type != "CONV_2D":
+            continue
+        w = model.tensors[op.inputs[1]]
+        x = model.tensors[op.inputs[0]]
+        if w.data is None or w.shape[3] != x.shape[3]:
+            continue
+        dead = [c for c in range(w.shape[0]) if not np.any(w.data[c])]
+        if not dead or len(dead) == w.shape[0]:
+            continue
+        y_name = op.outputs[0]
+        consumers = model.consumers(y_name)
+        if y_name in model.outputs or not consumers:
+            continue
+        removable = []
+        for c in dead:
+            value = dead_filter_value(model, op, c)
+            ok = True
+            for cons in consumers:
+                cw = model.tensors[cons.inputs[1]] if cons.type == "CONV_2D" else None
+                if (
+                    cons.type != "CONV_2D"
+                    or cons.inputs[0] != y_name
+                    or cw is None
+                    or cw.data is None
+                ):
+                    ok = False
+                    break
+                cx = model.tensors[cons.inputs[0]]
+                if cw.shape[3] != cx.shape[3]:
+                    ok = False
+                    break
+                full_windows = cons.options.get("padding") == "VALID" or cw.shape[1:3] == (1, 1)
+                if value != int(cx.zero_point[0]) and not full_windows:
+                    ok = False
+                    break
+            if ok:
+                removable.append((c, value))
+        if not removable:
+            continue
+        if out is None:
+            out = model.copy()
+        out = _drop_channels(out, op.name, removable)
+    return out if out is not None else model
+
+
+def _drop_channels(model: Model, op_name: str, removable: list[tuple[int, int]]) -> Model:
+    op = next(o for o in model.ops if o.name == op_name)
+    w = model.tensors[op.inputs[1]]
+    keep = np.ones(w.shape[0], dtype=bool)
+    keep[[c for c, _ in removable]] = False
+    y_name = op.outputs[0]
+    for cons in model.consumers(y_name):
+        cw = model.tensors[cons.inputs[1]]
+        zp = int(model.tensors[y_name].zero_point[0])
+        if len(cons.inputs) < 3 or cons.inputs[2] is None:
+            raise AssertionError("consumers checked by remove_dead_filters carry a bias")
+        cb = model.tensors[cons.inputs[2]]
+        delta = np.zeros(cw.shape[0], np.int64)
+        for c, value in removable:
+            if value != zp:  # full windows: the constant meets every tap of the channel
+                delta += (value - zp) * cw.data[:, :, :, c].astype(np.int64).sum(axis=(1, 2))
+        cb.data = (cb.data.astype(np.int64) + delta).astype(np.int32)
+        cw.data = np.ascontiguousarray(cw.data[:, :, :, keep])
+        cw.shape = cw.data.shape
+    for name in [n for n in (op.inputs[1], op.inputs[2] if len(op.inputs) > 2 else None) if n]:
+        t = model.tensors[name]
+        t.data = np.ascontiguousarray(t.data[keep])
+        t.shape = t.data.shape
+        if len(t.scale) > 1:
+            t.scale, t.zero_point = t.scale[keep], t.zero_point[keep]
+    y = model.tensors[y_name]
+    y.shape = y.shape[:-1] + (int(keep.sum()),)
     return model

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .graph_passes import fold_constants
+from .graph_passes import fold_constants, remove_dead_filters
 from .ir import Model
 
 ALIGN = 16  # every activation starts on a 16-byte boundary (vector loads)
@@ -47,7 +47,7 @@ def alias_roots(model: Model) -> dict[str, str]:
 
 def plan_memory(model: Model) -> MemoryPlan:
     """Plan the arena for ``model`` as :func:`dtmm.compile` will lay it out."""
-    model = fold_constants(model)
+    model = remove_dead_filters(fold_constants(model))
     roots = alias_roots(model)
     n = len(model.ops)
     start: dict[str, int] = {}

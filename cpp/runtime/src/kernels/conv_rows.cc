@@ -95,56 +95,70 @@ static void conv_rows_avx2_dot(const ConvRows& r) {
     const int64_t row = i / r.num_pixels, px = i % r.num_pixels;
     const int8_t* window = r.window + row * r.window_row_step + px * r.pixel_step;
     int8_t* out = r.out + row * r.out_row_step + px * r.oc_count;
-    int32_t oc = 0;
-    for (; oc + 8 <= r.oc_count; oc += 8) {
-      const int8_t* w = r.filter + oc * r.filter_len;
+    // Blocks of 8 output channels; a last partial block repeats its final
+    // channel in the spare lanes (in-bounds reads) and stores only real ones.
+    for (int32_t oc = 0; oc < r.oc_count; oc += 8) {
+      const int32_t lanes = r.oc_count - oc < 8 ? r.oc_count - oc : 8;
+      int64_t woff[8];
+      alignas(32) int32_t folded[8], mult[8], shift[8];
+      for (int j = 0; j < 8; ++j) {
+        const int32_t c = oc + (j < lanes ? j : lanes - 1);
+        woff[j] = c * r.filter_len;
+        folded[j] = r.folded_bias[c];
+        mult[j] = r.multiplier[c];
+        shift[j] = r.shift[c];
+      }
       __m256i acc[8];
       for (int j = 0; j < 8; ++j) acc[j] = _mm256_setzero_si256();
       alignas(32) int32_t tail[8] = {0, 0, 0, 0, 0, 0, 0, 0};
       for (int32_t ky = 0; ky < r.kh; ++ky) {
         const int8_t* xr = window + ky * r.in_row;
-        const int8_t* wr = w + static_cast<int64_t>(ky) * r.row_len;
+        const int64_t row = static_cast<int64_t>(ky) * r.row_len;
         if (r.filter16) {  // weights already int16: one conversion per 16 bytes, not nine
-          const int16_t* wr16 = r.filter16 + (wr - r.filter);
           for (int32_t i = 0; i < full; i += 16) {
             const __m256i xv = load16(xr + i);
             for (int j = 0; j < 8; ++j)
               acc[j] = _mm256_add_epi32(
                   acc[j], _mm256_madd_epi16(xv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(
-                                                    wr16 + j * r.filter_len + i))));
+                                                    r.filter16 + woff[j] + row + i))));
           }
         } else {
           for (int32_t i = 0; i < full; i += 16) {
             const __m256i xv = load16(xr + i);
             for (int j = 0; j < 8; ++j)
-              acc[j] = _mm256_add_epi32(acc[j],
-                                        _mm256_madd_epi16(xv, load16(wr + j * r.filter_len + i)));
+              acc[j] = _mm256_add_epi32(
+                  acc[j], _mm256_madd_epi16(xv, load16(r.filter + woff[j] + row + i)));
           }
         }
-        if (full < r.row_len)
+        int32_t done = full;
+        if (done + 8 <= r.row_len) {  // an 8-wide step before the scalar tail
+          const __m128i xv =
+              _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xr + done)));
+          for (int j = 0; j < 8; ++j) {
+            const __m128i wv = _mm_cvtepi8_epi16(
+                _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r.filter + woff[j] + row + done)));
+            acc[j] = _mm256_add_epi32(acc[j], _mm256_zextsi128_si256(_mm_madd_epi16(xv, wv)));
+          }
+          done += 8;
+        }
+        if (done < r.row_len)
           for (int j = 0; j < 8; ++j)
-            tail[j] += tail_dot(xr, wr + j * r.filter_len, full, r.row_len);
+            tail[j] += tail_dot(xr, r.filter + woff[j] + row, done, r.row_len);
       }
       __m256i v =
           _mm256_add_epi32(hsum8(acc), _mm256_load_si256(reinterpret_cast<const __m256i*>(tail)));
-      v = _mm256_add_epi32(
-          v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.folded_bias + oc)));
+      v = _mm256_add_epi32(v, _mm256_load_si256(reinterpret_cast<const __m256i*>(folded)));
       v = multiply_by_quantized_multiplier8(
-          v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.multiplier + oc)),
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.shift + oc)));
-      store8_i8(out + oc, _mm256_add_epi32(v, out_offset), lo, hi);
-    }
-    for (; oc < r.oc_count; ++oc) {
-      __m256i acc = _mm256_setzero_si256();
-      int32_t tail = 0;
-      for (int32_t ky = 0; ky < r.kh; ++ky) {
-        const int8_t* xr = window + ky * r.in_row;
-        const int8_t* wr = r.filter + oc * r.filter_len + static_cast<int64_t>(ky) * r.row_len;
-        for (int32_t i = 0; i < full; i += 16)
-          acc = _mm256_add_epi32(acc, _mm256_madd_epi16(load16(xr + i), load16(wr + i)));
-        tail += tail_dot(xr, wr, full, r.row_len);
+          v, _mm256_load_si256(reinterpret_cast<const __m256i*>(mult)),
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(shift)));
+      v = _mm256_add_epi32(v, out_offset);
+      if (lanes == 8) {
+        store8_i8(out + oc, v, lo, hi);
+      } else {
+        alignas(8) int8_t bytes[8];
+        store8_i8(bytes, v, lo, hi);
+        for (int32_t j = 0; j < lanes; ++j) out[oc + j] = bytes[j];
       }
-      out[oc] = requantize(r, hsum(acc) + tail, oc);
     }
   }
 }

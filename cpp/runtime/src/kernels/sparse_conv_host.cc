@@ -1,6 +1,6 @@
 // CONV_2D_FWCS on x86-64 hosts with AVX2. The mask is decoded once per call
 // into a list of (tap offset, widened values) per filter, so the inner loop
-// holds no index decoding; four output pixels share every weight load. Each
+// holds no index decoding; eight output pixels share every weight load. Each
 // pixel's window is widened to int16 with the input zero point in the
 // padding, which the folded bias cancels exactly (as in the dense path).
 #include "sparse_conv_host.h"
@@ -13,7 +13,7 @@ namespace dtmm {
 
 namespace {
 
-constexpr int32_t kPixels = 4;
+constexpr int32_t kPixels = 8;  // output pixels sharing each weight load
 
 struct Layout {
   int32_t cp;                                          // in_channels rounded up to 16
@@ -93,17 +93,31 @@ static void fwcs_pixels(const OpContext& ctx, const Layout& l, uint8_t* ws, cons
     const int32_t ox = static_cast<int32_t>(n % ow), oy = static_cast<int32_t>(n / ow % oh);
     const int32_t b = static_cast<int32_t>(n / (int64_t{ow} * oh));
     const int32_t y0 = oy * c.stride_h - c.pad_h, x0 = ox * c.stride_w - c.pad_w;
+    const bool inside = y0 >= 0 && y0 + p.kernel_h <= ih && x0 >= 0 && x0 + p.kernel_w <= iw;
+    if (inside && ic % 16 == 0) {  // whole window in the input: widen 16 channels at a time
+      for (int32_t ky = 0; ky < p.kernel_h; ++ky) {
+        const int8_t* src = x + ((int64_t{b} * ih + y0 + ky) * iw + x0) * ic;
+        int16_t* dst = win + int64_t{ky} * p.kernel_w * l.cp;
+        for (int32_t i = 0; i < p.kernel_w * ic; i += 16)
+          _mm256_store_si256(reinterpret_cast<__m256i*>(dst + i), load16(src + i));
+      }
+      continue;
+    }
     for (int64_t t = 0; t < l.taps; ++t) {
       const int32_t iy = y0 + static_cast<int32_t>(t / p.kernel_w);
       const int32_t ix = x0 + static_cast<int32_t>(t % p.kernel_w);
       int16_t* dst = win + t * l.cp;
       if (iy < 0 || iy >= ih || ix < 0 || ix >= iw) {
         for (int32_t i = 0; i < ic; ++i) dst[i] = zp;
-      } else {
-        const int8_t* src = x + ((int64_t{b} * ih + iy) * iw + ix) * ic;
-        for (int32_t i = 0; i < ic; ++i) dst[i] = src[i];
+        for (int32_t i = ic; i < l.cp; ++i) dst[i] = 0;
+        continue;
       }
-      for (int32_t i = ic; i < l.cp; ++i) dst[i] = 0;
+      const int8_t* src = x + ((int64_t{b} * ih + iy) * iw + ix) * ic;
+      int32_t i = 0;
+      for (; i + 16 <= ic; i += 16)
+        _mm256_store_si256(reinterpret_cast<__m256i*>(dst + i), load16(src + i));
+      for (; i < ic; ++i) dst[i] = src[i];
+      for (; i < l.cp; ++i) dst[i] = 0;
     }
   }
 
@@ -121,7 +135,9 @@ static void fwcs_pixels(const OpContext& ctx, const Layout& l, uint8_t* ws, cons
                                                 xk + q * window_len + i))));
       }
     }
-    for (int32_t q = 0; q < kPixels; ++q) sums[q * p.out_channels + oc] = hsum(acc[q]);
+    alignas(32) int32_t pixel_sums[kPixels];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(pixel_sums), hsum8(acc));
+    for (int32_t q = 0; q < kPixels; ++q) sums[q * p.out_channels + oc] = pixel_sums[q];
   }
 
   const int32_t* folded = ctx.blob_i32(c.folded_bias_offset);
