@@ -32,7 +32,7 @@ _PADDING_CODES = {"VALID": _core.PAD_VALID, "SAME": _core.PAD_SAME}
 
 
 def compile(  # noqa: A001 - the public name
-    model: Model, *, sparse: str = "auto", fc_block: int = 16, weight_scales: bool = False
+    model: Model, *, sparse: str = "auto", fc_block: int = 16, debug_info: bool = False
 ) -> bytes:
     """Compile ``model`` into a dtmm model blob for :class:`dtmm.Runtime` or firmware.
 
@@ -41,10 +41,10 @@ def compile(  # noqa: A001 - the public name
     no more work), "always" (sparse wherever the op allows it), "never"
     (dense everywhere) or "csr" (the per-weight CSR baseline, for
     comparisons). ``fc_block`` is the fully connected block size. Every
-    choice gives bit-identical outputs. ``weight_scales`` also stores the
-    per-channel weight scales in the tensor table (for tools; the runtime
-    uses the precomputed requantization tables, so by default they are left
-    out of the flash image).
+    choice gives bit-identical outputs. ``debug_info`` also stores what only
+    tools read: the per-channel weight scales (the runtime uses precomputed
+    requantization tables) and the names of constant tensors (ops and
+    activations are always named). Off by default, it costs no flash.
     """
     if sparse not in MODES:
         raise ValueError(f"sparse must be one of {', '.join(MODES)}, got {sparse!r}")
@@ -52,12 +52,14 @@ def compile(  # noqa: A001 - the public name
         raise ValueError(f"fc_block must be >= 1, got {fc_block}")
     model = remove_dead_filters(fold_constants(model))
     plan = plan_memory(model)
-    builder = _core.BlobBuilder(weight_scales)
+    builder = _core.BlobBuilder(debug_info)
     index: dict[str, int] = {}
 
     def tensor_index(name: str) -> int:
         if name not in index:
-            index[name] = _add_tensor(builder, model.tensors[name], plan.offsets.get(name))
+            index[name] = _add_tensor(
+                builder, model.tensors[name], plan.offsets.get(name), debug_info
+            )
         return index[name]
 
     for name in model.inputs:
@@ -69,7 +71,7 @@ def compile(  # noqa: A001 - the public name
             if t is None:
                 ins.append(_ABSENT)
             elif isinstance(t, Tensor):  # a sparse encoding made for this op
-                ins.append(_add_tensor(builder, t, None))
+                ins.append(_add_tensor(builder, t, None, debug_info))
             else:
                 ins.append(tensor_index(t))
         outs = [tensor_index(t) for t in op.outputs]
@@ -169,7 +171,7 @@ def _raw(w: Tensor, what: str, data: np.ndarray) -> Tensor:
     return Tensor(f"{w.name}/{what}", data.shape, data.dtype, data=data)
 
 
-def _add_tensor(builder: Any, t: Tensor, offset: int | None) -> int:
+def _add_tensor(builder: Any, t: Tensor, offset: int | None, debug_info: bool) -> int:
     code = _DTYPE_CODES.get(np.dtype(t.dtype))
     if code is None:
         raise ModelError(f"tensor '{t.name}' has dtype {t.dtype}, which the runtime cannot hold")
@@ -179,7 +181,7 @@ def _add_tensor(builder: Any, t: Tensor, offset: int | None) -> int:
     if t.is_constant:
         per_channel = len(t.scale) > 1
         return builder.add_constant(
-            blob_name(t.name),
+            blob_name(t.name) if debug_info else "",
             code,
             shape,
             scale,
