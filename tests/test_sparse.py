@@ -79,7 +79,7 @@ def _fwcs_blob(out_channels: int = 8) -> tuple[bytes, dict]:
         [y],
         *tw.options("Conv2DOptions", padding=tw.PAD["SAME"], strideH=1, strideW=1),
     )
-    blob = dtmm.compile(dtmm.load(g.build([x], [y])), sparse="always")
+    blob = dtmm.compile(dtmm.load(g.build([x], [y])), sparse="always", debug_info=True)
     core = dtmm._core.Interpreter(blob, False)
     tensors = core.tensors()
     mask = next(t for t in tensors if t["name"].endswith("/mask"))

@@ -11,6 +11,7 @@
 
 namespace dtmm {
 
+#if DTMM_X86_SIMD
 namespace {
 
 constexpr int32_t kPixels = 8;  // output pixels sharing each weight load
@@ -42,6 +43,7 @@ Layout layout(const OpContext& ctx) {
 }
 
 }  // namespace
+#endif  // DTMM_X86_SIMD
 
 size_t fwcs_conv_host_workspace(const OpContext& ctx) {
 #if DTMM_X86_SIMD
