@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import demo, prune
+from . import demo, device, prune
 from .compiler import compile
 from .errors import ModelError, UnsupportedOpError
 from .inspect import BlobReport, LayerInfo, inspect
@@ -29,6 +29,7 @@ __all__ = [
     "__version__",
     "compile",
     "demo",
+    "device",
     "inspect",
     "load",
     "plan_memory",

@@ -5,7 +5,8 @@
 // writes output.bin (N inferences of all outputs). Exit code 0 on success,
 // 10 + dtmm_status on a load error, 2 on an I/O error. dtmm_marker() is called
 // before every op and after the last, so an instruction-counting QEMU plugin
-// can attribute instructions to ops.
+// can attribute instructions to ops (noipa: GCC must keep every call and
+// the symbol, not a specialised clone).
 #include <stdint.h>
 #include <string.h>
 
@@ -21,7 +22,7 @@ static uint8_t arena[ARENA_MAX] __attribute__((aligned(16), section(".big")));
 static uint8_t inputs[IO_MAX] __attribute__((aligned(16), section(".big")));
 static uint8_t outputs[IO_MAX] __attribute__((aligned(16), section(".big")));
 
-__attribute__((noinline)) void dtmm_marker(uint32_t op_index) {
+__attribute__((noinline, noipa, used)) void dtmm_marker(uint32_t op_index) {
   (void)op_index;
   __asm volatile("" ::: "memory");
 }

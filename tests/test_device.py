@@ -1,0 +1,122 @@
+"""The same blob on the host, on an emulated Cortex-M55 and on a Cortex-M4:
+bit-identical outputs (QEMU, the runner firmware built from dtmm's sources)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import dtmm
+from dtmm import device
+
+from conftest import data_path
+
+pytestmark = pytest.mark.skipif(
+    device.available() is not None, reason=f"device tools: {device.available()}"
+)
+TARGETS = ("qemu-m55", "qemu-m4")
+
+
+def _eval(n: int) -> np.ndarray:
+    ev = np.load(data_path("eval", "ic01_cifar10_test200.npz"))
+    return (ev["x"][:n].astype(np.int16) - 128).astype(np.int8)
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.5])
+def test_resnet8_host_equals_devices(sparsity):
+    model = dtmm.load(data_path("models", "resnet8", "resnet8_int8.tflite"))
+    if sparsity:
+        model = dtmm.prune.fc_blocks(dtmm.prune.filterlets(model, sparsity), sparsity)
+    blob = dtmm.compile(model)
+    x = _eval(3)
+    host = dtmm.Runtime(blob).run(x)
+    for target in TARGETS:
+        result = device.run(blob, x, target)
+        np.testing.assert_array_equal(result.outputs[0], host, err_msg=target)
+        assert len(result.layers) == len(dtmm.inspect(blob).layers)
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.5])
+def test_vww_host_equals_devices(sparsity):
+    model = dtmm.load(data_path("models", "vww", "vww96_int8.tflite"))
+    if sparsity:
+        model = dtmm.prune.filterlets(model, sparsity)
+    blob = dtmm.compile(model)
+    part = np.load(data_path("eval", "vww01_coco96_200_part0.npz"))
+    x = (part["x"][:1].astype(np.int16) - 128).astype(np.int8)
+    host = dtmm.Runtime(blob).run(x)
+    for target in TARGETS:
+        np.testing.assert_array_equal(device.run(blob, x, target).outputs[0], host, err_msg=target)
+
+
+def test_instruction_counts_are_deterministic_and_per_op():
+    blob = dtmm.compile(dtmm.load(data_path("models", "resnet8", "resnet8_int8.tflite")))
+    x = np.repeat(_eval(1), 2, axis=0)  # the same image twice
+    result = device.run(blob, x, "qemu-m55")
+    a, b = result.instructions_per_inference
+    assert a == b == result.instructions > 0
+    convs = [layer for layer in result.layers if layer.op == "CONV_2D"]
+    assert convs and all(layer.macs > 0 and layer.instructions > 0 for layer in convs)
+    # A layer with 4x the multiply-accumulates costs clearly more instructions.
+    small = min(convs, key=lambda layer: layer.macs)
+    big = max(convs, key=lambda layer: layer.macs)
+    assert big.macs >= 4 * small.macs and big.instructions > 2 * small.instructions
+
+
+def test_unknown_target_and_bad_inputs():
+    blob = dtmm.compile(dtmm.load(dtmm.demo.bundled_model()))
+    with pytest.raises(ValueError, match="unknown target"):
+        device.run(blob, np.zeros((1, 64), np.int8), "qemu-m99")
+    with pytest.raises(ValueError, match="expected dtype int8"):
+        device.run(blob, np.zeros((1, 64), np.float32))
+
+
+# Randomized single-op layers (fewer than on the host: each is a QEMU run).
+tw = pytest.importorskip("tflite_writer", reason="needs tflite-micro (pip install .[test])")
+import test_ops  # noqa: E402
+
+DEVICE_SETTINGS = settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def _host_equals_m55(case) -> None:
+    model_bytes, inputs = case
+    model = dtmm.load(model_bytes)
+    for sparse in ("never", "always"):
+        blob = dtmm.compile(model, sparse=sparse)
+        x = inputs if len(inputs) > 1 else inputs[0]
+        host = dtmm.Runtime(blob).run(x)
+        host = host if isinstance(host, list) else [host]
+        got = device.run(blob, x, "qemu-m55").outputs
+        for g, h in zip(got, host):
+            np.testing.assert_array_equal(g.reshape(h.shape), h, err_msg=f"sparse={sparse}")
+
+
+@DEVICE_SETTINGS
+@given(test_ops.conv_case())
+def test_random_conv_on_m55(case):
+    _host_equals_m55(case)
+
+
+@DEVICE_SETTINGS
+@given(test_ops.conv_case(depthwise=True))
+def test_random_depthwise_on_m55(case):
+    _host_equals_m55(case)
+
+
+@DEVICE_SETTINGS
+@given(test_ops.fc_case())
+def test_random_fully_connected_on_m55(case):
+    _host_equals_m55(case)
+
+
+@DEVICE_SETTINGS
+@given(test_ops.binary_case(test_ops.OP.ADD))
+def test_random_add_on_m55(case):
+    _host_equals_m55(case)
+
+
+@DEVICE_SETTINGS
+@given(test_ops.unary_case("SOFTMAX"))
+def test_random_softmax_on_m55(case):
+    _host_equals_m55(case)
