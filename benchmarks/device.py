@@ -82,8 +82,8 @@ def main() -> None:
             f"{r['instructions']:13,} {r['conv_instructions']:11,} {r['conv_macs']:10,} "
             f"{r['conv_instr_per_mac']:9.2f}"
         )
-    print(f"(QEMU {args.target}, guest instructions per inference; the kernels are the portable")
-    print(" C++ ones compiled for the target: Helium kernels are not written yet)")
+    print(f"(QEMU {args.target}, guest instructions per inference, not cycles; on the M55 the")
+    print(" conv/FC dot products, requantization and ADD use Helium, the rest is portable C++)")
     print(f"wrote {write_json('device.json', {'summary': rows, 'layers': layers})}")
 
 

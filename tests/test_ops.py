@@ -20,7 +20,8 @@ ACTIVATIONS = st.sampled_from(["NONE", "RELU", "RELU6", "RELU_N1_TO_1"])
 
 def check(model_bytes: bytes, inputs: list[np.ndarray], num_outputs: int = 1) -> None:
     """Every kernel choice (dense, FWCS/block-sparse, CSR; optimized and
-    reference loops) must reproduce TFLite Micro exactly."""
+    reference loops; with and without the host workspace, which selects the
+    host SIMD paths or the portable ones) must reproduce TFLite Micro exactly."""
     expected = tflm_run(model_bytes, inputs, num_outputs)
     model = dtmm.load(model_bytes)
     for sparse in ("never", "always", "csr"):
@@ -34,6 +35,14 @@ def check(model_bytes: bytes, inputs: list[np.ndarray], num_outputs: int = 1) ->
                 np.testing.assert_array_equal(
                     g.reshape(e.shape), e, err_msg=f"sparse={sparse} reference={reference}"
                 )
+        portable = dtmm._core.Interpreter(blob, False, False)
+        for i, x in enumerate(inputs):
+            portable.set_input(i, np.ascontiguousarray(x))
+        portable.invoke()
+        for i, e in enumerate(expected):
+            np.testing.assert_array_equal(
+                portable.get_output(i).reshape(e.shape), e, err_msg=f"sparse={sparse} no workspace"
+            )
 
 
 def rand_i8(rng: np.random.Generator, shape) -> np.ndarray:

@@ -80,7 +80,7 @@ def _fwcs_blob(out_channels: int = 8) -> tuple[bytes, dict]:
         *tw.options("Conv2DOptions", padding=tw.PAD["SAME"], strideH=1, strideW=1),
     )
     blob = dtmm.compile(dtmm.load(g.build([x], [y])), sparse="always", debug_info=True)
-    core = dtmm._core.Interpreter(blob, False)
+    core = dtmm._core.Interpreter(blob, False, False)
     tensors = core.tensors()
     mask = next(t for t in tensors if t["name"].endswith("/mask"))
     values = next(t for t in tensors if t["name"].endswith("/values"))
@@ -116,7 +116,7 @@ def test_loader_rejects_stray_mask_bits():
 
 def test_loader_rejects_values_of_wrong_width():
     blob, info = _fwcs_blob()
-    core = dtmm._core.Interpreter(blob, False)
+    core = dtmm._core.Interpreter(blob, False, False)
     index = next(i for i, t in enumerate(core.tensors()) if t["name"].endswith("/values"))
     tensors_offset = int.from_bytes(blob[24:28], "little")
     record = tensors_offset + index * 64

@@ -43,7 +43,7 @@ py::dtype numpy_dtype(uint32_t dtype) {
 
 class Interpreter {
  public:
-  Interpreter(py::bytes blob_bytes, bool reference) {
+  Interpreter(py::bytes blob_bytes, bool reference, bool workspace) {
     const std::string blob = blob_bytes;
     blob_ = std::make_unique<AlignedBuffer>(blob.size());
     std::memcpy(blob_->data(), blob.data(), blob.size());
@@ -64,11 +64,11 @@ class Interpreter {
       throw py::value_error(msg);
     }
     model_.reference_kernels = reference ? 1 : 0;
-    const size_t workspace = dtmm_host_workspace_size(&model_);
-    if (workspace > 0 && workspace <= kMaxHostArena) {
-      workspace_ = std::make_unique<AlignedBuffer>(workspace);
+    const size_t bytes = workspace ? dtmm_host_workspace_size(&model_) : 0;
+    if (bytes > 0 && bytes <= kMaxHostArena) {
+      workspace_ = std::make_unique<AlignedBuffer>(bytes);
       model_.workspace = workspace_->data();
-      model_.workspace_size = static_cast<uint32_t>(workspace);
+      model_.workspace_size = static_cast<uint32_t>(bytes);
     }
   }
 
@@ -269,7 +269,8 @@ PYBIND11_MODULE(_core, m) {
       });
 
   py::class_<Interpreter>(m, "Interpreter")
-      .def(py::init<py::bytes, bool>(), py::arg("blob"), py::arg("reference") = false)
+      .def(py::init<py::bytes, bool, bool>(), py::arg("blob"), py::arg("reference") = false,
+           py::arg("workspace") = true)
       .def_property_readonly("arena_size", &Interpreter::arena_size)
       .def("inputs", [](const Interpreter& i) { return i.describe(true); })
       .def("outputs", [](const Interpreter& i) { return i.describe(false); })

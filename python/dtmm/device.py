@@ -82,7 +82,7 @@ def _sources() -> Path:
 
 def _digest(root: Path) -> str:
     h = hashlib.sha256()
-    for sub in ("CMakeLists.txt", "cpp/runtime", "toolchains"):
+    for sub in ("CMakeLists.txt", "cpp/runtime", "cpp/kernels_helium", "toolchains"):
         path = root / sub
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
         for f in files:

@@ -70,7 +70,7 @@ def inspect(blob: bytes) -> BlobReport:
     """Per-layer table of a compiled blob: op, shapes, dense/FWCS/block/CSR
     storage, value and index bytes, kept fraction, activation bytes. Printing
     the result gives a readable table."""
-    core = _core.Interpreter(bytes(blob), False)
+    core = _core.Interpreter(bytes(blob), False, False)
     tensors = core.tensors()
     layers = []
     for op in core.ops():

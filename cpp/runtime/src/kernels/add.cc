@@ -1,9 +1,13 @@
 // ADD, int8, with numpy broadcasting: both inputs are rescaled to a common
 // scale with 20 bits of headroom, summed, then rescaled to the output.
 #include "../fixedpoint.h"
-#include "avx2.h"  // last: its functions are compiled for AVX2
+#include "avx2.h"
 #include "broadcast.h"
 #include "kernels.h"
+
+#if defined(__ARM_FEATURE_MVE)
+#include "add_helium.h"
+#endif
 
 namespace dtmm {
 
@@ -57,31 +61,21 @@ static int64_t add_same_shape_avx2(const dtmm_add_params& p, const int8_t* a, co
 
 void eval_add(const OpContext& ctx) {
   const auto& p = ctx.p<dtmm_add_params>();
-#if DTMM_X86_SIMD
-  if (!ctx.model->reference_kernels && same_shape(ctx.in(0), ctx.out()) &&
-      same_shape(ctx.in(1), ctx.out()) && avx2::cpu_has_avx2()) {
-    const int64_t n = static_cast<int64_t>(num_elements(ctx.out()));
-    const int8_t* a = ctx.in_data<int8_t>(0);
-    const int8_t* b = ctx.in_data<int8_t>(1);
-    int8_t* y = ctx.out_data<int8_t>();
-    for (int64_t i = add_same_shape_avx2(p, a, b, y, n); i < n; ++i) {
-      const int32_t ra = multiply_by_quantized_multiplier(
-          (a[i] + p.input1_offset) * (1 << p.left_shift), p.input1_multiplier, p.input1_shift);
-      const int32_t rb = multiply_by_quantized_multiplier(
-          (b[i] + p.input2_offset) * (1 << p.left_shift), p.input2_multiplier, p.input2_shift);
-      const int32_t v =
-          multiply_by_quantized_multiplier(ra + rb, p.output_multiplier, p.output_shift) +
-          p.output_offset;
-      y[i] = static_cast<int8_t>(clamp_i32(v, p.act_min, p.act_max));
-    }
-    return;
-  }
-#endif
   const int8_t* a = ctx.in_data<int8_t>(0);
   const int8_t* b = ctx.in_data<int8_t>(1);
   int8_t* y = ctx.out_data<int8_t>();
+  const int64_t n = static_cast<int64_t>(num_elements(ctx.out()));
+  const bool same = same_shape(ctx.in(0), ctx.out()) && same_shape(ctx.in(1), ctx.out());
+  int64_t done = 0;  // elements a vector path has already computed
+  if (!ctx.model->reference_kernels && same) {
+#if defined(__ARM_FEATURE_MVE)
+    done = helium::add_same_shape(p, a, b, y, n);
+#elif DTMM_X86_SIMD
+    if (avx2::cpu_has_avx2()) done = add_same_shape_avx2(p, a, b, y, n);
+#endif
+  }
   // (x - zp) fits in 9 bits; shifted left by at most 20 it stays below 2^29.
-  for_each_broadcast(ctx.in(0), ctx.in(1), ctx.out(), [&](int64_t i, int64_t ia, int64_t ib) {
+  const auto add_one = [&](int64_t i, int64_t ia, int64_t ib) {
     const int32_t sa = (a[ia] + p.input1_offset) * (1 << p.left_shift);
     const int32_t sb = (b[ib] + p.input2_offset) * (1 << p.left_shift);
     const int32_t ra = multiply_by_quantized_multiplier(sa, p.input1_multiplier, p.input1_shift);
@@ -90,7 +84,12 @@ void eval_add(const OpContext& ctx) {
         multiply_by_quantized_multiplier(ra + rb, p.output_multiplier, p.output_shift) +
         p.output_offset;
     y[i] = static_cast<int8_t>(clamp_i32(sum, p.act_min, p.act_max));
-  });
+  };
+  if (same) {
+    for (int64_t i = done; i < n; ++i) add_one(i, i, i);
+    return;
+  }
+  for_each_broadcast(ctx.in(0), ctx.in(1), ctx.out(), add_one);
 }
 
 }  // namespace dtmm

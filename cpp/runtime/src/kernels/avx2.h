@@ -1,8 +1,8 @@
 // AVX2 building blocks for the x86-64 host paths (never part of a device
 // build). Every function here is compiled for AVX2 by the pragma below and is
-// only reached after select_* checked that the CPU has AVX2. Include this
-// header after all other headers: functions defined inside the pragma region
-// get the AVX2 target, and nothing else should.
+// only reached after a run-time check that the CPU has AVX2 (cpu_has_avx2,
+// defined outside the region). The region is closed at the end of the file,
+// so nothing defined elsewhere is compiled for AVX2.
 #ifndef DTMM_SRC_KERNELS_AVX2_H_
 #define DTMM_SRC_KERNELS_AVX2_H_
 

@@ -4,8 +4,14 @@
 // requantization: the same integers, so the same output bytes.
 #include "conv_rows.h"
 
+#include <string.h>
+
 #include "../fixedpoint.h"
-#include "avx2.h"  // last: its functions are compiled for AVX2
+#include "avx2.h"
+#include "dot.h"
+#if defined(__ARM_FEATURE_MVE)
+#include "requantize_helium.h"
+#endif
 
 namespace dtmm {
 
@@ -17,52 +23,57 @@ int8_t requantize(const ConvRows& r, int32_t sum, int32_t oc) {
   return static_cast<int8_t>(clamp_i32(v, r.act_min, r.act_max));
 }
 
-// Four weight rows against one input row; the x loads are shared.
-void dot4(const int8_t* __restrict x, const int8_t* __restrict w0, const int8_t* __restrict w1,
-          const int8_t* __restrict w2, const int8_t* __restrict w3, int32_t n, int32_t acc[4]) {
-  int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  for (int32_t i = 0; i < n; ++i) {
-    const int16_t v = x[i];
-    s0 += v * static_cast<int16_t>(w0[i]);
-    s1 += v * static_cast<int16_t>(w1[i]);
-    s2 += v * static_cast<int16_t>(w2[i]);
-    s3 += v * static_cast<int16_t>(w3[i]);
-  }
-  acc[0] += s0;
-  acc[1] += s1;
-  acc[2] += s2;
-  acc[3] += s3;
-}
-
-int32_t dot1(const int8_t* __restrict x, const int8_t* __restrict w, int32_t n) {
-  int32_t s = 0;
-  for (int32_t i = 0; i < n; ++i) s += static_cast<int16_t>(x[i]) * static_cast<int16_t>(w[i]);
-  return s;
+// Four consecutive channels at once (Helium: one vector requantization).
+void requantize4(const ConvRows& r, const int32_t sums[4], int32_t oc, int8_t* out) {
+#if defined(__ARM_FEATURE_MVE)
+  int32x4_t v = vaddq_s32(vldrwq_s32(sums), vldrwq_s32(r.folded_bias + oc));
+  v = helium::multiply_by_quantized_multiplier4(v, vldrwq_s32(r.multiplier + oc),
+                                                vldrwq_s32(r.shift + oc));
+  v = vaddq_n_s32(v, r.output_offset);
+  v = vminq_s32(vmaxq_s32(v, vdupq_n_s32(r.act_min)), vdupq_n_s32(r.act_max));
+  vstrbq_s32(out + oc, v);
+#else
+  for (int32_t j = 0; j < 4; ++j) out[oc + j] = requantize(r, sums[j], oc + j);
+#endif
 }
 
 }  // namespace
 
 void conv_rows_portable(const ConvRows& r) {
+  // Windows with short rows (C_in < 16 for KW = 1..5) are first packed into
+  // one contiguous row, so each dot product runs over the whole window.
+  constexpr int64_t kPatchMax = 256;
+  int8_t patch[kPatchMax];
+  const bool pack = r.row_len < 16 && r.kh > 1 && r.filter_len <= kPatchMax;
+  const int32_t rows = pack ? 1 : r.kh;
+  const int32_t len = pack ? static_cast<int32_t>(r.filter_len) : r.row_len;
   for (int64_t i = 0; i < int64_t{r.num_rows} * r.num_pixels; ++i) {
     const int64_t row = i / r.num_pixels, px = i % r.num_pixels;
     const int8_t* window = r.window + row * r.window_row_step + px * r.pixel_step;
+    int64_t in_row = r.in_row;
+    if (pack) {
+      for (int32_t ky = 0; ky < r.kh; ++ky)
+        memcpy(patch + ky * r.row_len, window + ky * r.in_row, static_cast<size_t>(r.row_len));
+      window = patch;
+      in_row = 0;
+    }
     int8_t* out = r.out + row * r.out_row_step + px * r.oc_count;
     int32_t oc = 0;
     for (; oc + 4 <= r.oc_count; oc += 4) {
       const int8_t* w = r.filter + oc * r.filter_len;
       int32_t acc[4] = {0, 0, 0, 0};
-      for (int32_t ky = 0; ky < r.kh; ++ky) {
-        const int64_t o = static_cast<int64_t>(ky) * r.row_len;
-        dot4(window + ky * r.in_row, w + o, w + r.filter_len + o, w + 2 * r.filter_len + o,
-             w + 3 * r.filter_len + o, r.row_len, acc);
+      for (int32_t ky = 0; ky < rows; ++ky) {
+        const int64_t o = static_cast<int64_t>(ky) * len;
+        dot4_i8(window + ky * in_row, w + o, w + r.filter_len + o, w + 2 * r.filter_len + o,
+                w + 3 * r.filter_len + o, len, acc);
       }
-      for (int32_t j = 0; j < 4; ++j) out[oc + j] = requantize(r, acc[j], oc + j);
+      requantize4(r, acc, oc, out);
     }
     for (; oc < r.oc_count; ++oc) {
       int32_t acc = 0;
-      for (int32_t ky = 0; ky < r.kh; ++ky)
-        acc += dot1(window + ky * r.in_row,
-                    r.filter + oc * r.filter_len + static_cast<int64_t>(ky) * r.row_len, r.row_len);
+      for (int32_t ky = 0; ky < rows; ++ky)
+        acc += dot_i8(window + ky * in_row,
+                      r.filter + oc * r.filter_len + static_cast<int64_t>(ky) * len, len);
       out[oc] = requantize(r, acc, oc);
     }
   }

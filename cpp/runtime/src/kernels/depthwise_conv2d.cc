@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "../fixedpoint.h"
-#include "avx2.h"  // last: its functions are compiled for AVX2
+#include "avx2.h"
 #include "kernels.h"
 
 namespace dtmm {

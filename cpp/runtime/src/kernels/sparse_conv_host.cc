@@ -6,7 +6,7 @@
 #include "sparse_conv_host.h"
 
 #include "../fixedpoint.h"
-#include "avx2.h"  // last: its functions are compiled for AVX2
+#include "avx2.h"
 #include "kernels.h"
 
 namespace dtmm {

@@ -1,0 +1,30 @@
+// TFLite's multiply_by_quantized_multiplier on four int32 lanes with Helium,
+// bit-identical to the scalar version (cpp/runtime/src/fixedpoint.h):
+// - VQRDMULH is exactly the rounding doubling high multiply: the scalar's
+//   nudge-then-truncate is floor((2ab + 2^31) / 2^32), and both saturate only
+//   for INT32_MIN * INT32_MIN (impossible here: multipliers are >= 0);
+// - VRSHL rounds half up, the scalar rounds half away from zero, so negative
+//   lanes are first moved down by one when the shift is nonzero.
+#ifndef DTMM_KERNELS_HELIUM_REQUANTIZE_HELIUM_H_
+#define DTMM_KERNELS_HELIUM_REQUANTIZE_HELIUM_H_
+
+#include <arm_mve.h>
+#include <stdint.h>
+
+namespace dtmm {
+namespace helium {
+
+inline int32x4_t multiply_by_quantized_multiplier4(int32x4_t x, int32x4_t mult, int32x4_t shift) {
+  const int32x4_t zero = vdupq_n_s32(0);
+  const int32x4_t left = vmaxq_s32(shift, zero);
+  const int32x4_t right = vmaxq_s32(vnegq_s32(shift), zero);
+  int32x4_t v = vqrdmulhq_s32(vshlq_s32(x, left), mult);
+  // Lanes that will be shifted right: add -1 when negative (v >> 31).
+  v = vaddq_m_s32(v, v, vshrq_n_s32(v, 31), vcmpgtq_n_s32(right, 0));
+  return vrshlq_s32(v, vnegq_s32(right));
+}
+
+}  // namespace helium
+}  // namespace dtmm
+
+#endif  // DTMM_KERNELS_HELIUM_REQUANTIZE_HELIUM_H_
