@@ -4,6 +4,9 @@
 #include "../fixedpoint.h"
 #include "avx2.h"
 #include "kernels.h"
+#if defined(__ARM_FEATURE_MVE)
+#include "requantize_helium.h"
+#endif
 
 namespace dtmm {
 
@@ -151,16 +154,52 @@ static void dw_pixel_avx2(const int8_t* window, int64_t in_row, int32_t kh, int3
 }
 #pragma GCC pop_options
 
-// All output pixels through dw_pixel_avx2; border windows are copied with
-// the input zero point in the padding (cancelled by the folded bias).
-static bool depthwise_avx2(const OpContext& ctx) {
+#endif  // DTMM_X86_SIMD
+
+#if defined(__ARM_FEATURE_MVE)
+// One output pixel with Helium, 4 channels per step (tail predicated): the
+// int8 inputs and weights are widened on load, products summed in int32,
+// then the folded bias and the vector requantization.
+static void dw_pixel_helium(const int8_t* window, int64_t in_row, int32_t kh, int32_t kw,
+                            int32_t depth, const int8_t* filter, const int32_t* folded,
+                            const int32_t* mult, const int32_t* shift, const dtmm_conv_params& p,
+                            int8_t* out) {
+  for (int32_t c = 0; c < depth; c += 4) {
+    const mve_pred16_t pred = vctp32q(static_cast<uint32_t>(depth - c));
+    int32x4_t acc = vdupq_n_s32(0);
+    for (int32_t ky = 0; ky < kh; ++ky) {
+      const int8_t* xr = window + ky * in_row + c;
+      const int8_t* wr = filter + int64_t{ky} * kw * depth + c;
+      for (int32_t kx = 0; kx < kw; ++kx)
+        acc = vaddq_s32(acc, vmulq_s32(vldrbq_z_s32(xr + kx * depth, pred),
+                                       vldrbq_z_s32(wr + kx * depth, pred)));
+    }
+    int32x4_t v = vaddq_s32(acc, vldrwq_z_s32(folded + c, pred));
+    v = helium::multiply_by_quantized_multiplier4(v, vldrwq_z_s32(mult + c, pred),
+                                                  vldrwq_z_s32(shift + c, pred));
+    v = vaddq_n_s32(v, p.output_offset);
+    v = vminq_s32(vmaxq_s32(v, vdupq_n_s32(p.act_min)), vdupq_n_s32(p.act_max));
+    vstrbq_p_s32(out + c, v, pred);
+  }
+}
+#endif
+
+#if defined(__ARM_FEATURE_MVE) || DTMM_X86_SIMD
+using DwPixelFn = void (*)(const int8_t*, int64_t, int32_t, int32_t, int32_t, const int8_t*,
+                           const int32_t*, const int32_t*, const int32_t*, const dtmm_conv_params&,
+                           int8_t*);
+
+// All output pixels through `pixel`; border windows are copied with the input
+// zero point in the padding (cancelled by the folded bias). False, doing
+// nothing, when a window does not fit the stack buffer.
+static bool depthwise_by_pixel(const OpContext& ctx, DwPixelFn pixel) {
   const auto& p = ctx.p<dtmm_conv_params>();
   const auto& in = ctx.in(0);
   const auto& w = ctx.in(1);
   const auto& out = ctx.out();
   const int32_t kh = w.dims[1], kw = w.dims[2], depth = w.dims[3];
-  constexpr int64_t kPatchMax = 8192;
-  if (!avx2::cpu_has_avx2() || int64_t{kh} * kw * depth > kPatchMax) return false;
+  constexpr int64_t kPatchMax = 2304;  // 3x3 taps of 256 channels
+  if (int64_t{kh} * kw * depth > kPatchMax) return false;
   int8_t patch[kPatchMax];
   const int8_t* x = ctx.in_data<int8_t>(0);
   const int8_t* filter = ctx.in_data<int8_t>(1);
@@ -177,8 +216,8 @@ static bool depthwise_avx2(const OpContext& ctx) {
         const int32_t x0 = ox * p.stride_w - p.pad_w;
         int8_t* out_px = y + ((int64_t{b} * oh + oy) * ow + ox) * depth;
         if (y0 >= 0 && y0 + kh <= ih && x0 >= 0 && x0 + kw <= iw) {
-          dw_pixel_avx2(x + ((int64_t{b} * ih + y0) * iw + x0) * depth, int64_t{iw} * depth, kh, kw,
-                        depth, filter, folded, mult, shift, p, out_px);
+          pixel(x + ((int64_t{b} * ih + y0) * iw + x0) * depth, int64_t{iw} * depth, kh, kw, depth,
+                filter, folded, mult, shift, p, out_px);
           continue;
         }
         for (int32_t ky = 0; ky < kh; ++ky) {
@@ -193,14 +232,13 @@ static bool depthwise_avx2(const OpContext& ctx) {
             }
           }
         }
-        dw_pixel_avx2(patch, int64_t{kw} * depth, kh, kw, depth, filter, folded, mult, shift, p,
-                      out_px);
+        pixel(patch, int64_t{kw} * depth, kh, kw, depth, filter, folded, mult, shift, p, out_px);
       }
     }
   }
   return true;
 }
-#endif  // DTMM_X86_SIMD
+#endif
 
 // Fast path (multiplier 1, dilation 1): channels are the contiguous inner
 // axis of both input and filter, so each tap is a vector multiply-add over a
@@ -213,8 +251,10 @@ void eval_depthwise_conv2d(const OpContext& ctx) {
     eval_depthwise_conv2d_reference(ctx);
     return;
   }
-#if DTMM_X86_SIMD
-  if (depthwise_avx2(ctx)) return;
+#if defined(__ARM_FEATURE_MVE)
+  if (depthwise_by_pixel(ctx, dw_pixel_helium)) return;
+#elif DTMM_X86_SIMD
+  if (avx2::cpu_has_avx2() && depthwise_by_pixel(ctx, dw_pixel_avx2)) return;
 #endif
   constexpr int32_t kBlock = 64;  // channels per pass: a 256-byte accumulator on the stack
   const auto& in = ctx.in(0);
