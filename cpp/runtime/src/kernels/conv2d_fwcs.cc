@@ -115,30 +115,86 @@ static void fwcs_fast(const OpContext& ctx) {
   const uint32x4_t pixel_offsets = vmulq_n_u32(vidupq_n_u32(0, 1), oc_u);
 #endif
 
+  // One output pixel by the reference formula (windows cut by the border).
+  const auto pixel = [&](int32_t b, int32_t y0, int32_t ox, int8_t* out_row) {
+    const int32_t x0 = ox * c.stride_w - c.pad_w;
+    const int8_t* v = values;
+    uint32_t bit = 0;
+    for (int32_t oc = 0; oc < oc_count; ++oc) {
+      int32_t acc = 0;
+      for (int32_t t = 0; t < taps; ++t, ++bit) {
+        if (!kept(bit)) continue;
+        const int32_t iy = y0 + t / kw, ix = x0 + t % kw;
+        if (iy >= 0 && iy < ih && ix >= 0 && ix < iw) {
+          const int8_t* px = x + ((int64_t{b} * ih + iy) * iw + ix) * ic;
+          acc += dot_i8(px, v, ic) + c.input_offset * sum_i8(v, ic);
+        }
+        v += ic;
+      }
+      if (bias) acc = fx::add(acc, bias[oc]);
+      out_row[int64_t{ox} * oc_count + oc] = finish(acc, oc);
+    }
+  };
+
+  // Output columns [ox_lo, ox_hi) have their windows inside the input.
+  const int32_t ox_lo = (c.pad_w + c.stride_w - 1) / c.stride_w;
+  const int32_t last = iw - kw + c.pad_w;
+  const int32_t ox_hi = last < 0 ? 0 : (last / c.stride_w + 1 < ow ? last / c.stride_w + 1 : ow);
+  const int32_t groups = ox_hi > ox_lo ? (ox_hi - ox_lo) / 4 : 0;
+  constexpr int32_t kMaxTaps = 64;  // decoded tap list on the stack
+  int32_t tap_offset[kMaxTaps];
+  const int64_t step = int64_t{c.stride_w} * ic;
+
   for (int32_t b = 0; b < batches; ++b) {
     for (int32_t oy = 0; oy < oh; ++oy) {
       const int32_t y0 = oy * c.stride_h - c.pad_h;
       int8_t* out_row = y + (int64_t{b} * oh + oy) * ow * oc_count;
-      for (int32_t ox = 0; ox < ow;) {
-        const int32_t x0 = ox * c.stride_w - c.pad_w;
-        const int32_t x3 = (ox + 3) * c.stride_w - c.pad_w;
-        const bool group = ox + 4 <= ow && y0 >= 0 && y0 + kh <= ih && x0 >= 0 && x3 + kw <= iw;
-        if (group) {
-          const int8_t* win = x + ((int64_t{b} * ih + y0) * iw + x0) * ic;
-          const int64_t step = int64_t{c.stride_w} * ic;
-          const int8_t* v = values;
-          uint32_t bit = 0;
-          for (int32_t oc = 0; oc < oc_count; ++oc) {
+      const bool rows_inside = y0 >= 0 && y0 + kh <= ih && taps <= kMaxTaps && groups > 0;
+      const int32_t g_end = rows_inside ? ox_lo + 4 * groups : ox_lo;
+      if (rows_inside) {
+        // Per filter: decode its kept taps once, then run every 4-pixel group.
+        const int8_t* v = values;
+        uint32_t bit = 0;
+        for (int32_t oc = 0; oc < oc_count; ++oc) {
+          int32_t count = 0;
+          for (int32_t ky = 0; ky < kh; ++ky)
+            for (int32_t kx = 0; kx < kw; ++kx, ++bit)
+              if (kept(bit)) tap_offset[count++] = (ky * iw + kx) * ic;
+          for (int32_t g = 0; g < groups; ++g) {
+            const int32_t ox = ox_lo + 4 * g;
+            const int8_t* win = x + ((int64_t{b} * ih + y0) * iw + ox * c.stride_w - c.pad_w) * ic;
+#if defined(__ARM_FEATURE_MVE)
             int32_t acc[4] = {0, 0, 0, 0};
-            for (int32_t ky = 0; ky < kh; ++ky) {
-              const int8_t* xr = win + int64_t{ky} * iw * ic;
-              for (int32_t kx = 0; kx < kw; ++kx, ++bit) {
-                if (!kept(bit)) continue;
-                const int8_t* xt = xr + int64_t{kx} * ic;
-                dot4x_i8(xt, xt + step, xt + 2 * step, xt + 3 * step, v, ic, acc);
-                v += ic;
+            if (ic % 16 == 0) {  // whole vectors: accumulators stay in registers
+              int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+              const int8_t* wt = v;
+              for (int32_t t = 0; t < count; ++t) {
+                const int8_t* xt = win + tap_offset[t];
+                for (int32_t i = 0; i < ic; i += 16, wt += 16, xt += 16) {
+                  const int8x16_t wv = vldrbq_s8(wt);
+                  a0 = vmladavaq_s8(a0, vldrbq_s8(xt), wv);
+                  a1 = vmladavaq_s8(a1, vldrbq_s8(xt + step), wv);
+                  a2 = vmladavaq_s8(a2, vldrbq_s8(xt + 2 * step), wv);
+                  a3 = vmladavaq_s8(a3, vldrbq_s8(xt + 3 * step), wv);
+                }
+              }
+              acc[0] = a0;
+              acc[1] = a1;
+              acc[2] = a2;
+              acc[3] = a3;
+            } else {
+              for (int32_t t = 0; t < count; ++t) {
+                const int8_t* xt = win + tap_offset[t];
+                dot4x_i8(xt, xt + step, xt + 2 * step, xt + 3 * step, v + int64_t{t} * ic, ic, acc);
               }
             }
+#else
+            int32_t acc[4] = {0, 0, 0, 0};
+            for (int32_t t = 0; t < count; ++t) {
+              const int8_t* xt = win + tap_offset[t];
+              dot4x_i8(xt, xt + step, xt + 2 * step, xt + 3 * step, v + int64_t{t} * ic, ic, acc);
+            }
+#endif
 #if defined(__ARM_FEATURE_MVE)
             // The 4 pixels share the channel's constants: one vector
             // requantization, scattered to the pixels' output bytes.
@@ -153,27 +209,11 @@ static void fwcs_fast(const OpContext& ctx) {
               out_row[int64_t{ox + q} * oc_count + oc] = finish(fx::add(acc[q], folded[oc]), oc);
 #endif
           }
-          ox += 4;
-          continue;
+          v += int64_t{count} * ic;
         }
-        const int8_t* v = values;
-        uint32_t bit = 0;
-        for (int32_t oc = 0; oc < oc_count; ++oc) {
-          int32_t acc = 0;
-          for (int32_t t = 0; t < taps; ++t, ++bit) {
-            if (!kept(bit)) continue;
-            const int32_t iy = y0 + t / kw, ix = x0 + t % kw;
-            if (iy >= 0 && iy < ih && ix >= 0 && ix < iw) {
-              const int8_t* px = x + ((int64_t{b} * ih + iy) * iw + ix) * ic;
-              acc += dot_i8(px, v, ic) + c.input_offset * sum_i8(v, ic);
-            }
-            v += ic;
-          }
-          if (bias) acc = fx::add(acc, bias[oc]);
-          out_row[int64_t{ox} * oc_count + oc] = finish(acc, oc);
-        }
-        ++ox;
       }
+      for (int32_t ox = 0; ox < ow; ++ox)
+        if (ox < ox_lo || ox >= g_end) pixel(b, y0, ox, out_row);
     }
   }
 }
