@@ -5,6 +5,7 @@ from importlib.metadata import PackageNotFoundError, version
 from . import demo, device, prune
 from .compiler import compile
 from .errors import ModelError, UnsupportedOpError
+from .export import export_c
 from .inspect import BlobReport, LayerInfo, inspect
 from .ir import Model, Op, Tensor
 from .loader import load
@@ -30,6 +31,7 @@ __all__ = [
     "compile",
     "demo",
     "device",
+    "export_c",
     "inspect",
     "load",
     "plan_memory",

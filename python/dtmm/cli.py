@@ -22,6 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     comp.add_argument("model")
     comp.add_argument("-o", "--output", required=True)
 
+    exp = sub.add_parser("export", help="compile a .tflite model into a C header for firmware")
+    exp.add_argument("model")
+    exp.add_argument("-o", "--output", required=True, help="header to write, e.g. model.h")
+    exp.add_argument("--name", default="dtmm_model", help="C name of the array")
+    exp.add_argument("--sparse", default="auto", choices=["auto", "always", "never", "csr"])
+
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
@@ -37,6 +43,14 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.output).write_bytes(blob)
             arena = Runtime(blob).arena_size
             print(f"wrote {args.output}: {len(blob):,} bytes, arena {arena:,} bytes")
+        elif args.command == "export":
+            from .compiler import compile
+            from .export import export_c
+            from .loader import load
+
+            blob = compile(load(args.model), sparse=args.sparse)
+            export_c(blob, args.output, args.name)
+            print(f"wrote {args.output}: {len(blob):,} byte blob '{args.name}'")
     except (ValueError, FileNotFoundError) as e:
         print(f"dtmm: error: {e}", file=sys.stderr)
         return 1
