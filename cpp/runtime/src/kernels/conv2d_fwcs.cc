@@ -7,10 +7,10 @@
 #include "../fixedpoint.h"
 #include "dot.h"
 #include "kernels.h"
+#include "sparse_conv_host.h"
 #if defined(__ARM_FEATURE_MVE)
 #include "requantize_helium.h"
 #endif
-#include "sparse_conv_host.h"
 
 namespace dtmm {
 
@@ -84,147 +84,168 @@ static void fwcs_reference(const OpContext& ctx) {
   }
 }
 
-// Portable fast path (dilation 1), Helium-accelerated through dot.h: four
-// consecutive output pixels whose windows lie inside the input share every
-// load of a kept filterlet (dot4x), and the input offset comes from the
-// folded bias; other pixels take the per-pixel formula with the bias. The
-// mask is walked per filter, outside the dot products.
-static void fwcs_fast(const OpContext& ctx) {
+// Portable fast path (dilation 1), Helium-accelerated on the M55. The mask is
+// decoded once per call into per-filter lists of kept taps (no bit tests in
+// the loops). Output pixels go in groups of four that share every load of a
+// kept filterlet: windows inside the input are read in place; windows cut by
+// the border are first copied with the input zero point in the padding,
+// which the folded bias (bias + input_offset * sum of kept weights) cancels
+// exactly, so every pixel takes the same path.
+namespace {
+
+constexpr int32_t kMaxTaps = 64;      // KH * KW handled by the fast path
+constexpr int32_t kMaxKept = 4608;    // decoded filterlets (uint8 tap index each)
+constexpr int32_t kMaxWindow = 1024;  // bytes of one copied border window
+
+// Four pixel sums of one output channel -> that channel's byte in four pixels.
+inline void store4(const dtmm_conv_params& c, const int32_t* mult, const int32_t* shift,
+                   const int32_t* folded, int32_t oc, const int32_t acc[4], int8_t* const out[4],
+                   int32_t lanes) {
+#if defined(__ARM_FEATURE_MVE)
+  if (lanes == 4) {  // one vector requantization (the lanes share the channel's constants)
+    int32x4_t r = vaddq_n_s32(vldrwq_s32(acc), folded[oc]);
+    r = helium::multiply_by_quantized_multiplier4(r, vdupq_n_s32(mult[oc]), vdupq_n_s32(shift[oc]));
+    r = vaddq_n_s32(r, c.output_offset);
+    r = vminq_s32(vmaxq_s32(r, vdupq_n_s32(c.act_min)), vdupq_n_s32(c.act_max));
+    const uint32_t offsets[4] = {0, static_cast<uint32_t>(out[1] - out[0]),
+                                 static_cast<uint32_t>(out[2] - out[0]),
+                                 static_cast<uint32_t>(out[3] - out[0])};
+    vstrbq_scatter_offset_s32(out[0] + oc, vldrwq_u32(offsets), r);
+    return;
+  }
+#endif
+  for (int32_t q = 0; q < lanes; ++q) {
+    int32_t v = multiply_by_quantized_multiplier(fx::add(acc[q], folded[oc]), mult[oc], shift[oc]);
+    out[q][oc] = static_cast<int8_t>(clamp_i32(v + c.output_offset, c.act_min, c.act_max));
+  }
+}
+
+}  // namespace
+
+static bool fwcs_fast(const OpContext& ctx) {
   const auto& p = ctx.p<dtmm_fwcs_conv_params>();
   const auto& c = p.conv;
   const auto& in = ctx.in(0);
   const auto& out = ctx.out();
+  const int32_t kh = p.kernel_h, kw = p.kernel_w, taps = kh * kw, ic = p.in_channels;
+  const int32_t oc_count = p.out_channels;
+  const int64_t kept_total = ctx.in(1).dims[0];
+  if (taps > kMaxTaps || kept_total > kMaxKept || int64_t{taps} * ic > kMaxWindow) return false;
+
   const int8_t* x = ctx.in_data<int8_t>(0);
   const int8_t* values = ctx.in_data<int8_t>(1);
   const uint8_t* mask = ctx.in_data<uint8_t>(2);
-  const int32_t* bias = ctx.has_input(3) ? ctx.in_data<int32_t>(3) : nullptr;
   const int32_t* folded = ctx.blob_i32(c.folded_bias_offset);
   const int32_t* mult = ctx.blob_i32(c.quant_offset);
-  const int32_t* shift = mult + p.out_channels;
+  const int32_t* shift = mult + oc_count;
   int8_t* y = ctx.out_data<int8_t>();
-  const int32_t batches = in.dims[0], ih = in.dims[1], iw = in.dims[2], ic = p.in_channels;
-  const int32_t oh = out.dims[1], ow = out.dims[2], oc_count = p.out_channels;
-  const int32_t kh = p.kernel_h, kw = p.kernel_w, taps = kh * kw;
-  const auto finish = [&](int32_t acc, int32_t oc) {
-    acc = multiply_by_quantized_multiplier(acc, mult[oc], shift[oc]) + c.output_offset;
-    return static_cast<int8_t>(clamp_i32(acc, c.act_min, c.act_max));
-  };
-  const auto kept = [&](uint32_t bit) { return (mask[bit >> 3] >> (bit & 7)) & 1u; };
-#if defined(__ARM_FEATURE_MVE)
-  const uint32_t oc_u = static_cast<uint32_t>(oc_count);
-  const uint32x4_t pixel_offsets = vmulq_n_u32(vidupq_n_u32(0, 1), oc_u);
-#endif
+  const int32_t batches = in.dims[0], ih = in.dims[1], iw = in.dims[2];
+  const int32_t oh = out.dims[1], ow = out.dims[2];
 
-  // One output pixel by the reference formula (windows cut by the border).
-  const auto pixel = [&](int32_t b, int32_t y0, int32_t ox, int8_t* out_row) {
-    const int32_t x0 = ox * c.stride_w - c.pad_w;
-    const int8_t* v = values;
-    uint32_t bit = 0;
-    for (int32_t oc = 0; oc < oc_count; ++oc) {
-      int32_t acc = 0;
-      for (int32_t t = 0; t < taps; ++t, ++bit) {
-        if (!kept(bit)) continue;
-        const int32_t iy = y0 + t / kw, ix = x0 + t % kw;
-        if (iy >= 0 && iy < ih && ix >= 0 && ix < iw) {
-          const int8_t* px = x + ((int64_t{b} * ih + iy) * iw + ix) * ic;
-          acc += dot_i8(px, v, ic) + c.input_offset * sum_i8(v, ic);
-        }
-        v += ic;
-      }
-      if (bias) acc = fx::add(acc, bias[oc]);
-      out_row[int64_t{ox} * oc_count + oc] = finish(acc, oc);
-    }
-  };
-
-  // Output columns [ox_lo, ox_hi) have their windows inside the input.
-  const int32_t ox_lo = (c.pad_w + c.stride_w - 1) / c.stride_w;
-  const int32_t last = iw - kw + c.pad_w;
-  const int32_t ox_hi = last < 0 ? 0 : (last / c.stride_w + 1 < ow ? last / c.stride_w + 1 : ow);
-  const int32_t groups = ox_hi > ox_lo ? (ox_hi - ox_lo) / 4 : 0;
-  constexpr int32_t kMaxTaps = 64;  // decoded tap list on the stack
-  int32_t tap_offset[kMaxTaps];
-  const int64_t step = int64_t{c.stride_w} * ic;
-
-  for (int32_t b = 0; b < batches; ++b) {
-    for (int32_t oy = 0; oy < oh; ++oy) {
-      const int32_t y0 = oy * c.stride_h - c.pad_h;
-      int8_t* out_row = y + (int64_t{b} * oh + oy) * ow * oc_count;
-      const bool rows_inside = y0 >= 0 && y0 + kh <= ih && taps <= kMaxTaps && groups > 0;
-      const int32_t g_end = rows_inside ? ox_lo + 4 * groups : ox_lo;
-      if (rows_inside) {
-        // Per filter: decode its kept taps once, then run every 4-pixel group.
-        const int8_t* v = values;
-        uint32_t bit = 0;
-        for (int32_t oc = 0; oc < oc_count; ++oc) {
-          int32_t count = 0;
-          for (int32_t ky = 0; ky < kh; ++ky)
-            for (int32_t kx = 0; kx < kw; ++kx, ++bit)
-              if (kept(bit)) tap_offset[count++] = (ky * iw + kx) * ic;
-          for (int32_t g = 0; g < groups; ++g) {
-            const int32_t ox = ox_lo + 4 * g;
-            const int8_t* win = x + ((int64_t{b} * ih + y0) * iw + ox * c.stride_w - c.pad_w) * ic;
-#if defined(__ARM_FEATURE_MVE)
-            int32_t acc[4] = {0, 0, 0, 0};
-            if (ic % 16 == 0) {  // whole vectors: accumulators stay in registers
-              int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-              const int8_t* wt = v;
-              for (int32_t t = 0; t < count; ++t) {
-                const int8_t* xt = win + tap_offset[t];
-                for (int32_t i = 0; i < ic; i += 16, wt += 16, xt += 16) {
-                  const int8x16_t wv = vldrbq_s8(wt);
-                  a0 = vmladavaq_s8(a0, vldrbq_s8(xt), wv);
-                  a1 = vmladavaq_s8(a1, vldrbq_s8(xt + step), wv);
-                  a2 = vmladavaq_s8(a2, vldrbq_s8(xt + 2 * step), wv);
-                  a3 = vmladavaq_s8(a3, vldrbq_s8(xt + 3 * step), wv);
-                }
-              }
-              acc[0] = a0;
-              acc[1] = a1;
-              acc[2] = a2;
-              acc[3] = a3;
-            } else {
-              for (int32_t t = 0; t < count; ++t) {
-                const int8_t* xt = win + tap_offset[t];
-                dot4x_i8(xt, xt + step, xt + 2 * step, xt + 3 * step, v + int64_t{t} * ic, ic, acc);
-              }
-            }
-#else
-            int32_t acc[4] = {0, 0, 0, 0};
-            for (int32_t t = 0; t < count; ++t) {
-              const int8_t* xt = win + tap_offset[t];
-              dot4x_i8(xt, xt + step, xt + 2 * step, xt + 3 * step, v + int64_t{t} * ic, ic, acc);
-            }
-#endif
-#if defined(__ARM_FEATURE_MVE)
-            // The 4 pixels share the channel's constants: one vector
-            // requantization, scattered to the pixels' output bytes.
-            int32x4_t r = vaddq_n_s32(vldrwq_s32(acc), folded[oc]);
-            r = helium::multiply_by_quantized_multiplier4(r, vdupq_n_s32(mult[oc]),
-                                                          vdupq_n_s32(shift[oc]));
-            r = vaddq_n_s32(r, c.output_offset);
-            r = vminq_s32(vmaxq_s32(r, vdupq_n_s32(c.act_min)), vdupq_n_s32(c.act_max));
-            vstrbq_scatter_offset_s32(out_row + int64_t{ox} * oc_count + oc, pixel_offsets, r);
-#else
-            for (int32_t q = 0; q < 4; ++q)
-              out_row[int64_t{ox + q} * oc_count + oc] = finish(fx::add(acc[q], folded[oc]), oc);
-#endif
-          }
-          v += int64_t{count} * ic;
-        }
-      }
-      for (int32_t ox = 0; ox < ow; ++ox)
-        if (ox < ox_lo || ox >= g_end) pixel(b, y0, ox, out_row);
+  uint8_t tap_of[kMaxKept];    // kept filterlet k -> its tap index
+  uint8_t count_of[kMaxKept];  // filter -> number of kept filterlets (<= taps <= 64)
+  if (oc_count > kMaxKept) return false;
+  uint32_t bit = 0;
+  for (int32_t oc = 0, k = 0; oc < oc_count; ++oc) {
+    count_of[oc] = 0;
+    for (int32_t t = 0; t < taps; ++t, ++bit) {
+      if (!((mask[bit >> 3] >> (bit & 7)) & 1u)) continue;
+      tap_of[k++] = static_cast<uint8_t>(t);
+      ++count_of[oc];
     }
   }
+  int32_t in_place[kMaxTaps], copied[kMaxTaps];  // tap -> byte offset in each layout
+  for (int32_t t = 0; t < taps; ++t) {
+    in_place[t] = ((t / kw) * iw + t % kw) * ic;
+    copied[t] = t * ic;
+  }
+  int8_t window[4][kMaxWindow];
+
+  const int64_t pixels = int64_t{batches} * oh * ow;
+  for (int64_t n0 = 0; n0 < pixels; n0 += 4) {
+    const int32_t lanes = pixels - n0 < 4 ? static_cast<int32_t>(pixels - n0) : 4;
+    const int8_t* base[4];
+    int8_t* outp[4];
+    bool all_inside = true;
+    for (int32_t q = 0; q < 4; ++q) {
+      const int64_t n = n0 + (q < lanes ? q : lanes - 1);  // spare lanes repeat the last
+      const int32_t ox = static_cast<int32_t>(n % ow), oy = static_cast<int32_t>(n / ow % oh);
+      const int32_t b = static_cast<int32_t>(n / (int64_t{ow} * oh));
+      const int32_t y0 = oy * c.stride_h - c.pad_h, x0 = ox * c.stride_w - c.pad_w;
+      outp[q] = y + n * oc_count;
+      if (y0 >= 0 && y0 + kh <= ih && x0 >= 0 && x0 + kw <= iw) {
+        base[q] = x + ((int64_t{b} * ih + y0) * iw + x0) * ic;
+        continue;
+      }
+      all_inside = false;
+      for (int32_t t = 0; t < taps; ++t) {
+        const int32_t iy = y0 + t / kw, ix = x0 + t % kw;
+        if (iy < 0 || iy >= ih || ix < 0 || ix >= iw) {
+          memset(window[q] + t * ic, -c.input_offset, static_cast<size_t>(ic));
+        } else {
+          memcpy(window[q] + t * ic, x + ((int64_t{b} * ih + iy) * iw + ix) * ic,
+                 static_cast<size_t>(ic));
+        }
+      }
+      base[q] = window[q];
+    }
+    // Mixed groups: move the in-place windows into the copy layout too, so
+    // one tap offset table serves all four lanes.
+    if (!all_inside) {
+      for (int32_t q = 0; q < 4; ++q) {
+        if (base[q] == window[q]) continue;
+        for (int32_t t = 0; t < taps; ++t)
+          memcpy(window[q] + t * ic, base[q] + in_place[t], static_cast<size_t>(ic));
+        base[q] = window[q];
+      }
+    }
+    const int32_t* offset = all_inside ? in_place : copied;
+
+    const int8_t* v = values;
+    const uint8_t* tap = tap_of;
+    for (int32_t oc = 0; oc < oc_count; ++oc) {
+      int32_t acc[4] = {0, 0, 0, 0};
+      const int32_t count = count_of[oc];
+#if defined(__ARM_FEATURE_MVE)
+      if (ic % 16 == 0) {  // whole vectors: the four sums stay in registers
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        for (int32_t k = 0; k < count; ++k) {
+          const int32_t off = offset[tap[k]];
+          const int8_t *x0 = base[0] + off, *x1 = base[1] + off, *x2 = base[2] + off,
+                       *x3 = base[3] + off;
+          for (int32_t i = 0; i < ic; i += 16, v += 16) {
+            const int8x16_t wv = vldrbq_s8(v);
+            a0 = vmladavaq_s8(a0, vldrbq_s8(x0 + i), wv);
+            a1 = vmladavaq_s8(a1, vldrbq_s8(x1 + i), wv);
+            a2 = vmladavaq_s8(a2, vldrbq_s8(x2 + i), wv);
+            a3 = vmladavaq_s8(a3, vldrbq_s8(x3 + i), wv);
+          }
+        }
+        acc[0] = a0;
+        acc[1] = a1;
+        acc[2] = a2;
+        acc[3] = a3;
+        tap += count;
+        store4(c, mult, shift, folded, oc, acc, outp, lanes);
+        continue;
+      }
+#endif
+      for (int32_t k = 0; k < count; ++k, v += ic) {
+        const int32_t off = offset[tap[k]];
+        dot4x_i8(base[0] + off, base[1] + off, base[2] + off, base[3] + off, v, ic, acc);
+      }
+      tap += count;
+      store4(c, mult, shift, folded, oc, acc, outp, lanes);
+    }
+  }
+  return true;
 }
 
 void eval_conv2d_fwcs(const OpContext& ctx) {
   const auto& c = ctx.p<dtmm_fwcs_conv_params>().conv;
-  if (ctx.model->reference_kernels || c.dilation_h != 1 || c.dilation_w != 1) {
+  if (ctx.model->reference_kernels || c.dilation_h != 1 || c.dilation_w != 1 ||
+      (!fwcs_conv_host(ctx) && !fwcs_fast(ctx)))
     fwcs_reference(ctx);
-  } else if (!fwcs_conv_host(ctx)) {
-    fwcs_fast(ctx);
-  }
 }
 
 }  // namespace dtmm
