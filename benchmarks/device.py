@@ -39,6 +39,7 @@ def main() -> None:
             pruned = dtmm.prune.fc_blocks(dtmm.prune.filterlets(model, s), s)
             variants.append(("fwcs", s, dtmm.compile(pruned, sparse="always")))
         half = dtmm.prune.fc_blocks(dtmm.prune.filterlets(model, 0.5), 0.5)
+        variants.append(("auto", 0.5, dtmm.compile(half, sparse="auto")))
         variants.append(("csr", 0.5, dtmm.compile(half, sparse="csr")))
         variants.append(
             ("structured", 0.5, dtmm.compile(dtmm.prune.filters(model, 0.5), sparse="never"))

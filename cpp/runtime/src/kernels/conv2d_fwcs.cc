@@ -120,6 +120,41 @@ inline void store4(const dtmm_conv_params& c, const int32_t* mult, const int32_t
   }
 }
 
+#if defined(__ARM_FEATURE_MVE)
+// One filter's kept filterlets against four pixel windows, sums kept in
+// registers; kTail adds a predicated step for C_in not a multiple of 16
+// (a separate instantiation, so whole-vector layers pay nothing for it).
+template <bool kTail>
+inline void group_sums(const int8_t* const base[4], const int32_t* offset, const uint8_t* tap,
+                       int32_t count, const int8_t* v, int32_t ic, int32_t acc[4]) {
+  int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  const int32_t full = ic & ~15;
+  const mve_pred16_t tail = vctp8q(static_cast<uint32_t>(ic & 15));
+  for (int32_t k = 0; k < count; ++k, v += ic) {
+    const int32_t off = offset[tap[k]];
+    const int8_t *x0 = base[0] + off, *x1 = base[1] + off, *x2 = base[2] + off, *x3 = base[3] + off;
+    for (int32_t i = 0; i < full; i += 16) {
+      const int8x16_t wv = vldrbq_s8(v + i);
+      a0 = vmladavaq_s8(a0, vldrbq_s8(x0 + i), wv);
+      a1 = vmladavaq_s8(a1, vldrbq_s8(x1 + i), wv);
+      a2 = vmladavaq_s8(a2, vldrbq_s8(x2 + i), wv);
+      a3 = vmladavaq_s8(a3, vldrbq_s8(x3 + i), wv);
+    }
+    if (kTail) {
+      const int8x16_t wv = vldrbq_z_s8(v + full, tail);
+      a0 = vmladavaq_s8(a0, vldrbq_z_s8(x0 + full, tail), wv);
+      a1 = vmladavaq_s8(a1, vldrbq_z_s8(x1 + full, tail), wv);
+      a2 = vmladavaq_s8(a2, vldrbq_z_s8(x2 + full, tail), wv);
+      a3 = vmladavaq_s8(a3, vldrbq_z_s8(x3 + full, tail), wv);
+    }
+  }
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+}
+#endif
+
 }  // namespace
 
 static bool fwcs_fast(const OpContext& ctx) {
@@ -207,28 +242,15 @@ static bool fwcs_fast(const OpContext& ctx) {
       int32_t acc[4] = {0, 0, 0, 0};
       const int32_t count = count_of[oc];
 #if defined(__ARM_FEATURE_MVE)
-      if (ic % 16 == 0) {  // whole vectors: the four sums stay in registers
-        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-        for (int32_t k = 0; k < count; ++k) {
-          const int32_t off = offset[tap[k]];
-          const int8_t *x0 = base[0] + off, *x1 = base[1] + off, *x2 = base[2] + off,
-                       *x3 = base[3] + off;
-          for (int32_t i = 0; i < ic; i += 16, v += 16) {
-            const int8x16_t wv = vldrbq_s8(v);
-            a0 = vmladavaq_s8(a0, vldrbq_s8(x0 + i), wv);
-            a1 = vmladavaq_s8(a1, vldrbq_s8(x1 + i), wv);
-            a2 = vmladavaq_s8(a2, vldrbq_s8(x2 + i), wv);
-            a3 = vmladavaq_s8(a3, vldrbq_s8(x3 + i), wv);
-          }
-        }
-        acc[0] = a0;
-        acc[1] = a1;
-        acc[2] = a2;
-        acc[3] = a3;
-        tap += count;
-        store4(c, mult, shift, folded, oc, acc, outp, lanes);
-        continue;
+      if (ic % 16 == 0) {
+        group_sums<false>(base, offset, tap, count, v, ic, acc);
+      } else {
+        group_sums<true>(base, offset, tap, count, v, ic, acc);
       }
+      v += int64_t{count} * ic;
+      tap += count;
+      store4(c, mult, shift, folded, oc, acc, outp, lanes);
+      continue;
 #endif
       for (int32_t k = 0; k < count; ++k, v += ic) {
         const int32_t off = offset[tap[k]];
