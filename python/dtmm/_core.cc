@@ -233,7 +233,8 @@ PYBIND11_MODULE(_core, m) {
       .def_readwrite("beta", &dtmm::OpOptions::beta)
       .def_readwrite("kernel_h", &dtmm::OpOptions::kernel_h)
       .def_readwrite("kernel_w", &dtmm::OpOptions::kernel_w)
-      .def_readwrite("depth", &dtmm::OpOptions::depth);
+      .def_readwrite("depth", &dtmm::OpOptions::depth)
+      .def_readwrite("bias", &dtmm::OpOptions::bias);
 
   py::class_<dtmm::BlobBuilder>(m, "BlobBuilder")
       .def(py::init<bool>(), py::arg("keep_channel_scales") = false)

@@ -35,6 +35,7 @@ class OpOptions:
     kernel_h: int
     kernel_w: int
     depth: int
+    bias: list[int]
     def __init__(self) -> None: ...
 
 class BlobBuilder:

@@ -111,9 +111,12 @@ def lower_weights(
         extra = {"kernel_h": int(w.shape[1]), "kernel_w": int(w.shape[2])}
         if choice.kind == "fwcs":
             enc = fwcs_encode(w.data)
+            # The bias is folded into the op's folded bias, not stored twice.
+            if bias is not None:
+                extra["bias"] = [int(b) for b in model.tensors[bias].data]
             return (
                 "CONV_2D_FWCS",
-                [op.inputs[0], _values(w, enc.values), _raw(w, "mask", enc.mask), bias],
+                [op.inputs[0], _values(w, enc.values), _raw(w, "mask", enc.mask)],
                 extra,
             )
         if choice.kind == "csr":

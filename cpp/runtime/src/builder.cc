@@ -235,8 +235,16 @@ std::vector<int64_t> BlobBuilder::csr_row_sums(uint32_t values, uint32_t row_ptr
 }
 
 uint32_t BlobBuilder::add_folded_bias_sums(const std::vector<int64_t>& weight_sums, uint32_t bias,
-                                           int32_t input_offset) {
+                                           int32_t input_offset,
+                                           const std::vector<int32_t>& bias_values) {
   std::vector<uint32_t> folded(weight_sums.size(), 0);
+  if (!bias_values.empty()) {
+    if (bias_values.size() != folded.size())
+      throw std::invalid_argument("bias has " + std::to_string(bias_values.size()) +
+                                  " values, the layer has " + std::to_string(folded.size()) +
+                                  " output channels");
+    for (size_t c = 0; c < folded.size(); ++c) folded[c] = static_cast<uint32_t>(bias_values[c]);
+  }
   if (bias != UINT32_MAX) {
     const dtmm_tensor_record& b = tensors_.at(bias);
     if (b.storage != DTMM_STORAGE_CONST || b.dtype != DTMM_INT32 || b.size != 4 * folded.size())
@@ -559,7 +567,7 @@ std::vector<uint8_t> BlobBuilder::params_for(int32_t type, const std::vector<uin
     case DTMM_OP_CONV_2D_FWCS:
     case DTMM_OP_CONV_2D_CSR: {
       const bool fwcs = type == DTMM_OP_CONV_2D_FWCS;
-      need_inputs(fwcs ? 3 : 4, fwcs ? 4 : 5);
+      need_inputs(fwcs ? 3 : 4, fwcs ? 3 : 5);  // FWCS folds its bias (options.bias)
       const TensorSpec& x = spec(in[0], name);
       const TensorSpec& v = spec(in[1], name);
       const TensorSpec& y = spec(out[0], name);
@@ -588,12 +596,13 @@ std::vector<uint8_t> BlobBuilder::params_for(int32_t type, const std::vector<uin
       c.output_offset = y.zero_point;
       activation_range(o.activation, y, name, &c.act_min, &c.act_max);
       c.quant_offset = add_quant_table(x, v, y, p.out_channels);
-      const uint32_t bias = in.size() > (fwcs ? 3u : 4u) ? in[fwcs ? 3 : 4] : UINT32_MAX;
+      const uint32_t bias = !fwcs && in.size() > 4u ? in[4] : UINT32_MAX;
       const std::vector<int64_t> sums =
           fwcs ? masked_row_sums(in[1], in[2], p.out_channels, int64_t{p.kernel_h} * p.kernel_w,
                                  name)
                : csr_row_sums(in[1], in[3], p.out_channels, name);
-      c.folded_bias_offset = add_folded_bias_sums(sums, bias, c.input_offset);
+      c.folded_bias_offset =
+          add_folded_bias_sums(sums, bias, c.input_offset, fwcs ? o.bias : std::vector<int32_t>{});
       return as_bytes(p);  // the CSR params struct has the same layout
     }
     case DTMM_OP_FULLY_CONNECTED_BLOCK:

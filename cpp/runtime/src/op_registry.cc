@@ -24,7 +24,7 @@ constexpr OpKernel kKernels[DTMM_OP_COUNT_] = {
     {"LOGISTIC", sizeof(dtmm_logistic_params), -1, validate_logistic, eval_logistic},
     {"QUANTIZE", sizeof(dtmm_quantize_params), -1, validate_quantize, eval_quantize},
     {"DEQUANTIZE", sizeof(dtmm_dequantize_params), -1, validate_dequantize, eval_dequantize},
-    {"CONV_2D_FWCS", sizeof(dtmm_fwcs_conv_params), 3, validate_conv2d_fwcs, eval_conv2d_fwcs},
+    {"CONV_2D_FWCS", sizeof(dtmm_fwcs_conv_params), -1, validate_conv2d_fwcs, eval_conv2d_fwcs},
     {"FULLY_CONNECTED_BLOCK", sizeof(dtmm_block_fc_params), 3, validate_fully_connected_block,
      eval_fully_connected_block},
     {"CONV_2D_CSR", sizeof(dtmm_csr_conv_params), 4, validate_conv2d_csr, eval_conv2d_csr},

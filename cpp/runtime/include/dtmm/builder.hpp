@@ -43,6 +43,7 @@ struct OpOptions {
   float beta = 1.0f;                   // SOFTMAX
   int32_t kernel_h = 0, kernel_w = 0;  // sparse convs: the logical filter's taps
   int32_t depth = 0;                   // sparse fully connected: inputs per unit
+  std::vector<int32_t> bias;           // CONV_2D_FWCS: bias folded in, not stored
 };
 
 class BlobBuilder {
@@ -74,7 +75,7 @@ class BlobBuilder {
   uint32_t add_folded_bias(uint32_t weights, uint32_t bias, int32_t input_offset, int32_t channels,
                            bool depthwise);
   uint32_t add_folded_bias_sums(const std::vector<int64_t>& weight_sums, uint32_t bias,
-                                int32_t input_offset);
+                                int32_t input_offset, const std::vector<int32_t>& bias_values = {});
   // Per-output-channel weight sums of a sparse weight encoding.
   std::vector<int64_t> masked_row_sums(uint32_t values, uint32_t mask, int64_t rows,
                                        int64_t units_per_row, const std::string& op) const;

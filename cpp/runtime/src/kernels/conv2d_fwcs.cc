@@ -15,8 +15,7 @@
 namespace dtmm {
 
 dtmm_status validate_conv2d_fwcs(const OpContext& ctx) {
-  if (ctx.num_inputs() < 3 || ctx.num_inputs() > 4 || ctx.op->num_outputs != 1)
-    return DTMM_ERR_BAD_OP;
+  if (ctx.num_inputs() != 3 || ctx.op->num_outputs != 1) return DTMM_ERR_BAD_OP;
   const auto& p = ctx.p<dtmm_fwcs_conv_params>();
   const dtmm_status s =
       check_conv_geometry(ctx, p.conv, p.out_channels, p.kernel_h, p.kernel_w, p.in_channels, 3);
@@ -40,7 +39,9 @@ dtmm_status validate_conv2d_fwcs(const OpContext& ctx) {
 }
 
 // Reference loop: per output pixel, per filter, walk the filter's mask bits;
-// a kept tap inside the input adds (x + input_offset) . values row.
+// a kept tap inside the input adds (x + input_offset) . values row. The op
+// stores no bias: it is recovered exactly (modulo 2^32, as it accumulates)
+// from the folded bias minus input_offset times the filter's weight sum.
 static void fwcs_reference(const OpContext& ctx) {
   const auto& p = ctx.p<dtmm_fwcs_conv_params>();
   const auto& c = p.conv;
@@ -49,7 +50,7 @@ static void fwcs_reference(const OpContext& ctx) {
   const int8_t* x = ctx.in_data<int8_t>(0);
   const int8_t* values = ctx.in_data<int8_t>(1);
   const uint8_t* mask = ctx.in_data<uint8_t>(2);
-  const int32_t* bias = ctx.has_input(3) ? ctx.in_data<int32_t>(3) : nullptr;
+  const int32_t* folded = ctx.blob_i32(c.folded_bias_offset);
   const int32_t* mult = ctx.blob_i32(c.quant_offset);
   const int32_t* shift = mult + p.out_channels;
   int8_t* y = ctx.out_data<int8_t>();
@@ -63,9 +64,10 @@ static void fwcs_reference(const OpContext& ctx) {
         const int8_t* v = values;
         uint32_t bit = 0;
         for (int32_t oc = 0; oc < p.out_channels; ++oc) {
-          int32_t acc = 0;
+          int32_t acc = 0, weight_sum = 0;
           for (int32_t t = 0; t < taps; ++t, ++bit) {
             if (!(mask[bit >> 3] & (1u << (bit & 7)))) continue;
+            for (int32_t i = 0; i < ic; ++i) weight_sum += v[i];
             const int32_t iy = y0 + (t / p.kernel_w) * c.dilation_h;
             const int32_t ix = x0 + (t % p.kernel_w) * c.dilation_w;
             if (iy >= 0 && iy < ih && ix >= 0 && ix < iw) {
@@ -74,7 +76,10 @@ static void fwcs_reference(const OpContext& ctx) {
             }
             v += ic;
           }
-          if (bias) acc = fx::add(acc, bias[oc]);
+          const uint32_t bias =
+              static_cast<uint32_t>(folded[oc]) -
+              static_cast<uint32_t>(c.input_offset) * static_cast<uint32_t>(weight_sum);
+          acc = fx::add(acc, static_cast<int32_t>(bias));
           acc = multiply_by_quantized_multiplier(acc, mult[oc], shift[oc]) + c.output_offset;
           y[((int64_t{b} * oh + oy) * ow + ox) * p.out_channels + oc] =
               static_cast<int8_t>(clamp_i32(acc, c.act_min, c.act_max));
