@@ -82,14 +82,15 @@ def main() -> None:
                 }
             )
     print(
-        f"{'model':<8} {'spars':>5} | {'dense':>7} {'FWCS':>7} {'ratio':>5} {'auto':>7} "
+        f"{'model':<8} {'spars':>5} | {'dense':>7} {'FWCS':>7} {'ratio':>5} {'r0':>5} {'auto':>7} "
         f"{'CSR':>7} {'struct':>7} {'.tflite':>7} | {'index':>6} {'max idx%':>8} | "
         f"{'conv ms: dense':>14} {'FWCS':>6} {'ratio':>5} {'auto':>6} {'CSR':>7} {'struct':>6}"
     )
     for r in rows:
         print(
             f"{r['model']:<8} {r['sparsity']:5.0%} | {r['dense_bytes']:7,} {r['fwcs_bytes']:7,} "
-            f"{r['fwcs_bytes'] / r['dense_bytes']:5.2f} {r['auto_bytes']:7,} {r['csr_bytes']:7,} "
+            f"{r['fwcs_bytes'] / r['dense_bytes']:5.2f} {r['fwcs_bytes'] / r['dense0_bytes']:5.2f} "
+            f"{r['auto_bytes']:7,} {r['csr_bytes']:7,} "
             f"{r['structured_bytes']:7,} {r['tflite_bytes']:7,} | {r['fwcs_index_bytes']:6,} "
             f"{r['fwcs_max_index_share']:8.2%} | {r['dense_conv_ms']:14.3f} "
             f"{r['fwcs_conv_ms']:6.3f} "
