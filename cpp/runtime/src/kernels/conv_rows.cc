@@ -102,6 +102,10 @@ static void conv_rows_avx2_dot(const ConvRows& r) {
   const __m256i lo = _mm256_set1_epi32(r.act_min), hi = _mm256_set1_epi32(r.act_max);
   const __m256i out_offset = _mm256_set1_epi32(r.output_offset);
   const int32_t full = r.row_len / 16 * 16;
+  // Keeps the last (row_len % 16) of 16 int16 lanes.
+  alignas(32) int16_t keep[16];
+  for (int32_t l = 0; l < 16; ++l) keep[l] = l >= 16 - (r.row_len - full) ? -1 : 0;
+  const __m256i tail_mask = _mm256_load_si256(reinterpret_cast<const __m256i*>(keep));
   for (int64_t i = 0; i < int64_t{r.num_rows} * r.num_pixels; ++i) {
     const int64_t row = i / r.num_pixels, px = i % r.num_pixels;
     const int8_t* window = r.window + row * r.window_row_step + px * r.pixel_step;
@@ -141,20 +145,18 @@ static void conv_rows_avx2_dot(const ConvRows& r) {
                   acc[j], _mm256_madd_epi16(xv, load16(r.filter + woff[j] + row + i)));
           }
         }
-        int32_t done = full;
-        if (done + 8 <= r.row_len) {  // an 8-wide step before the scalar tail
-          const __m128i xv =
-              _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xr + done)));
-          for (int j = 0; j < 8; ++j) {
-            const __m128i wv = _mm_cvtepi8_epi16(
-                _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r.filter + woff[j] + row + done)));
-            acc[j] = _mm256_add_epi32(acc[j], _mm256_zextsi128_si256(_mm_madd_epi16(xv, wv)));
-          }
-          done += 8;
-        }
-        if (done < r.row_len)
+        if (full < r.row_len && r.row_len >= 16) {
+          // The last 16 bytes of the row, overlapping the previous block: the
+          // input lanes already counted are zeroed, so each product counts once.
+          const int32_t last = r.row_len - 16;
+          const __m256i xv = _mm256_and_si256(load16(xr + last), tail_mask);
           for (int j = 0; j < 8; ++j)
-            tail[j] += tail_dot(xr, r.filter + woff[j] + row, done, r.row_len);
+            acc[j] = _mm256_add_epi32(
+                acc[j], _mm256_madd_epi16(xv, load16(r.filter + woff[j] + row + last)));
+        } else if (full < r.row_len) {
+          for (int j = 0; j < 8; ++j)
+            tail[j] += tail_dot(xr, r.filter + woff[j] + row, full, r.row_len);
+        }
       }
       __m256i v =
           _mm256_add_epi32(hsum8(acc), _mm256_load_si256(reinterpret_cast<const __m256i*>(tail)));
