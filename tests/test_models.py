@@ -72,3 +72,5 @@ def test_arena_within_target(model, limit, tflm):
     rt = dtmm.Runtime(dtmm.compile(m))
     assert rt.arena_size == plan.arena_size
     assert plan.lower_bound <= plan.arena_size <= limit < tflm
+    # For these two graphs the planner reaches the bound exactly (a regression check).
+    assert plan.arena_size == plan.lower_bound

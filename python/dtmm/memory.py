@@ -70,19 +70,35 @@ def plan_memory(model: Model) -> MemoryPlan:
         if r in start:
             size[r] = max(size.get(r, 0), model.tensors[t].nbytes)
 
-    order = sorted(size, key=lambda r: (-size[r], start[r]))
-    placed: list[tuple[int, int, str]] = []  # (offset, size, root)
-    offset_of: dict[str, int] = {}
-    for r in order:
-        clashes = sorted((o, s) for o, s, q in placed if start[q] <= end[r] and start[r] <= end[q])
-        candidate = 0
-        for o, s in clashes:
-            if candidate + size[r] <= o:
-                break
-            candidate = max(candidate, _align(o + s))
-        offset_of[r] = candidate
-        placed.append((candidate, size[r], r))
-    arena = max((o + s for o, s, _ in placed), default=0)
+    # Greedy first-fit placement is sensitive to the order; try a few
+    # orders and keep the smallest arena (deterministic, and cheap: the
+    # graphs have tens of buffers).
+    orders = [
+        sorted(size, key=lambda r: (-size[r], start[r])),
+        sorted(size, key=lambda r: (start[r], -size[r])),
+        sorted(size, key=lambda r: (-size[r] * (end[r] - start[r] + 1), start[r])),
+        sorted(size, key=lambda r: (-(end[r] - start[r]), -size[r], start[r])),
+    ]
+    best: dict[str, int] | None = None
+    arena = 0
+    for order in orders:
+        placed: list[tuple[int, int, str]] = []  # (offset, size, root)
+        offsets: dict[str, int] = {}
+        for r in order:
+            clashes = sorted(
+                (o, s) for o, s, q in placed if start[q] <= end[r] and start[r] <= end[q]
+            )
+            candidate = 0
+            for o, s in clashes:
+                if candidate + size[r] <= o:
+                    break
+                candidate = max(candidate, _align(o + s))
+            offsets[r] = candidate
+            placed.append((candidate, size[r], r))
+        total = max((o + s for o, s, _ in placed), default=0)
+        if best is None or total < arena:
+            best, arena = offsets, total
+    offset_of = best or {}
 
     lower_bound = 0
     for k in range(n):
