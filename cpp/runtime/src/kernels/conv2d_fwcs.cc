@@ -202,15 +202,34 @@ static bool fwcs_fast(const OpContext& ctx) {
   int8_t window[4][kMaxWindow];
 
   const int64_t pixels = int64_t{batches} * oh * ow;
+  int32_t b0 = 0, oy0 = 0, ox0 = 0;  // coordinates of pixel n0
   for (int64_t n0 = 0; n0 < pixels; n0 += 4) {
+    if (n0 > 0) {
+      ox0 += 4;
+      while (ox0 >= ow) {
+        ox0 -= ow;
+        if (++oy0 == oh) {
+          oy0 = 0;
+          ++b0;
+        }
+      }
+    }
     const int32_t lanes = pixels - n0 < 4 ? static_cast<int32_t>(pixels - n0) : 4;
     const int8_t* base[4];
     int8_t* outp[4];
     bool all_inside = true;
     for (int32_t q = 0; q < 4; ++q) {
       const int64_t n = n0 + (q < lanes ? q : lanes - 1);  // spare lanes repeat the last
-      const int32_t ox = static_cast<int32_t>(n % ow), oy = static_cast<int32_t>(n / ow % oh);
-      const int32_t b = static_cast<int32_t>(n / (int64_t{ow} * oh));
+      // (b, oy, ox) of pixel n, stepped from the group's first pixel: no
+      // 64-bit division (a library call on Cortex-M) per lane.
+      int32_t ox = ox0 + static_cast<int32_t>(n - n0), oy = oy0, b = b0;
+      while (ox >= ow) {
+        ox -= ow;
+        if (++oy == oh) {
+          oy = 0;
+          ++b;
+        }
+      }
       const int32_t y0 = oy * c.stride_h - c.pad_h, x0 = ox * c.stride_w - c.pad_w;
       outp[q] = y + n * oc_count;
       if (y0 >= 0 && y0 + kh <= ih && x0 >= 0 && x0 + kw <= iw) {

@@ -47,36 +47,38 @@ void conv_rows_portable(const ConvRows& r) {
   const bool pack = r.row_len < 16 && r.kh > 1 && r.filter_len <= kPatchMax;
   const int32_t rows = pack ? 1 : r.kh;
   const int32_t len = pack ? static_cast<int32_t>(r.filter_len) : r.row_len;
-  for (int64_t i = 0; i < int64_t{r.num_rows} * r.num_pixels; ++i) {
-    const int64_t row = i / r.num_pixels, px = i % r.num_pixels;
-    const int8_t* window = r.window + row * r.window_row_step + px * r.pixel_step;
-    int64_t in_row = r.in_row;
-    if (pack) {
-      for (int32_t ky = 0; ky < r.kh; ++ky)
-        memcpy(patch + ky * r.row_len, window + ky * r.in_row, static_cast<size_t>(r.row_len));
-      window = patch;
-      in_row = 0;
-    }
-    int8_t* out = r.out + row * r.out_row_step + px * r.oc_count;
-    int32_t oc = 0;
-    for (; oc + 4 <= r.oc_count; oc += 4) {
-      const int8_t* w = r.filter + oc * r.filter_len;
-      int32_t acc[4] = {0, 0, 0, 0};
-      for (int32_t ky = 0; ky < rows; ++ky) {
-        const int64_t o = static_cast<int64_t>(ky) * len;
-        dot4_i8(window + ky * in_row, w + o, w + r.filter_len + o, w + 2 * r.filter_len + o,
-                w + 3 * r.filter_len + o, len, acc);
+  // Nested loops, not one index split by division: 64-bit division is a
+  // library call on Cortex-M.
+  for (int32_t row = 0; row < r.num_rows; ++row)
+    for (int32_t px = 0; px < r.num_pixels; ++px) {
+      const int8_t* window = r.window + row * r.window_row_step + px * r.pixel_step;
+      int64_t in_row = r.in_row;
+      if (pack) {
+        for (int32_t ky = 0; ky < r.kh; ++ky)
+          memcpy(patch + ky * r.row_len, window + ky * r.in_row, static_cast<size_t>(r.row_len));
+        window = patch;
+        in_row = 0;
       }
-      requantize4(r, acc, oc, out);
+      int8_t* out = r.out + row * r.out_row_step + px * r.oc_count;
+      int32_t oc = 0;
+      for (; oc + 4 <= r.oc_count; oc += 4) {
+        const int8_t* w = r.filter + oc * r.filter_len;
+        int32_t acc[4] = {0, 0, 0, 0};
+        for (int32_t ky = 0; ky < rows; ++ky) {
+          const int64_t o = static_cast<int64_t>(ky) * len;
+          dot4_i8(window + ky * in_row, w + o, w + r.filter_len + o, w + 2 * r.filter_len + o,
+                  w + 3 * r.filter_len + o, len, acc);
+        }
+        requantize4(r, acc, oc, out);
+      }
+      for (; oc < r.oc_count; ++oc) {
+        int32_t acc = 0;
+        for (int32_t ky = 0; ky < rows; ++ky)
+          acc += dot_i8(window + ky * in_row,
+                        r.filter + oc * r.filter_len + static_cast<int64_t>(ky) * len, len);
+        out[oc] = requantize(r, acc, oc);
+      }
     }
-    for (; oc < r.oc_count; ++oc) {
-      int32_t acc = 0;
-      for (int32_t ky = 0; ky < rows; ++ky)
-        acc += dot_i8(window + ky * in_row,
-                      r.filter + oc * r.filter_len + static_cast<int64_t>(ky) * len, len);
-      out[oc] = requantize(r, acc, oc);
-    }
-  }
 }
 
 #if DTMM_X86_SIMD
