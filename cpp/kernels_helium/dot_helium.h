@@ -14,7 +14,7 @@
 namespace dtmm {
 namespace helium {
 
-inline int32_t dot_i8(const int8_t* x, const int8_t* w, int32_t n) {
+__attribute__((always_inline)) inline int32_t dot_i8(const int8_t* x, const int8_t* w, int32_t n) {
   int32_t acc = 0;
   for (int32_t blocks = n >> 4; blocks > 0; --blocks, x += 16, w += 16)
     acc = vmladavaq_s8(acc, vldrbq_s8(x), vldrbq_s8(w));
@@ -26,8 +26,9 @@ inline int32_t dot_i8(const int8_t* x, const int8_t* w, int32_t n) {
 }
 
 // Four weight rows against one input row: each input vector is loaded once.
-inline void dot4_i8(const int8_t* x, const int8_t* w0, const int8_t* w1, const int8_t* w2,
-                    const int8_t* w3, int32_t n, int32_t acc[4]) {
+__attribute__((always_inline)) inline void dot4_i8(const int8_t* x, const int8_t* w0,
+                                                   const int8_t* w1, const int8_t* w2,
+                                                   const int8_t* w3, int32_t n, int32_t acc[4]) {
   int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
   for (int32_t blocks = n >> 4; blocks > 0; --blocks) {
     const int8x16_t v = vldrbq_s8(x);
@@ -57,8 +58,9 @@ inline void dot4_i8(const int8_t* x, const int8_t* w0, const int8_t* w1, const i
 
 // One weight row against four input rows: each weight vector is loaded once
 // (the FWCS kernel's reuse across output pixels).
-inline void dot4x_i8(const int8_t* x0, const int8_t* x1, const int8_t* x2, const int8_t* x3,
-                     const int8_t* w, int32_t n, int32_t acc[4]) {
+__attribute__((always_inline)) inline void dot4x_i8(const int8_t* x0, const int8_t* x1,
+                                                    const int8_t* x2, const int8_t* x3,
+                                                    const int8_t* w, int32_t n, int32_t acc[4]) {
   int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
   for (int32_t blocks = n >> 4; blocks > 0; --blocks) {
     const int8x16_t v = vldrbq_s8(w);
@@ -86,7 +88,7 @@ inline void dot4x_i8(const int8_t* x0, const int8_t* x1, const int8_t* x2, const
   acc[3] = a3;
 }
 
-inline int32_t sum_i8(const int8_t* w, int32_t n) {
+__attribute__((always_inline)) inline int32_t sum_i8(const int8_t* w, int32_t n) {
   int32_t acc = 0;
   for (int32_t blocks = n >> 4; blocks > 0; --blocks, w += 16) acc = vaddvaq_s8(acc, vldrbq_s8(w));
   if (n & 15) acc = vaddvaq_s8(acc, vldrbq_z_s8(w, vctp8q(static_cast<uint32_t>(n & 15))));

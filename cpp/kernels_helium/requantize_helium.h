@@ -14,7 +14,9 @@
 namespace dtmm {
 namespace helium {
 
-inline int32x4_t multiply_by_quantized_multiplier4(int32x4_t x, int32x4_t mult, int32x4_t shift) {
+__attribute__((always_inline)) inline int32x4_t multiply_by_quantized_multiplier4(int32x4_t x,
+                                                                                  int32x4_t mult,
+                                                                                  int32x4_t shift) {
   const int32x4_t zero = vdupq_n_s32(0);
   const int32x4_t left = vmaxq_s32(shift, zero);
   const int32x4_t right = vmaxq_s32(vnegq_s32(shift), zero);

@@ -24,7 +24,8 @@ int8_t requantize(const ConvRows& r, int32_t sum, int32_t oc) {
 }
 
 // Four consecutive channels at once (Helium: one vector requantization).
-void requantize4(const ConvRows& r, const int32_t sums[4], int32_t oc, int8_t* out) {
+__attribute__((always_inline)) inline void requantize4(const ConvRows& r, const int32_t sums[4],
+                                                       int32_t oc, int8_t* out) {
 #if defined(__ARM_FEATURE_MVE)
   int32x4_t v = vaddq_s32(vldrwq_s32(sums), vldrwq_s32(r.folded_bias + oc));
   v = helium::multiply_by_quantized_multiplier4(v, vldrwq_s32(r.multiplier + oc),
