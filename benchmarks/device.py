@@ -16,7 +16,7 @@ import argparse
 import dtmm
 from dtmm import device
 
-from _common import MODELS, require_data, sample_input, write_json
+from _common import MODELS, RESULTS, require_data, sample_input, write_json
 
 CONV = ("CONV_2D", "CONV_2D_FWCS", "CONV_2D_CSR")
 
@@ -86,6 +86,46 @@ def main() -> None:
     print(f"(QEMU {args.target}, guest instructions per inference, not cycles; on the M55 the")
     print(" conv/FC dot products, requantization and ADD use Helium, the rest is portable C++)")
     print(f"wrote {write_json('device.json', {'summary': rows, 'layers': layers})}")
+    plot(rows, args.target)
+
+
+def plot(rows: list[dict], target: str) -> None:
+    """Instructions per inference vs filterlet sparsity, per model (needs matplotlib:
+    pip install '.[bench]')."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib not installed: no plot; pip install '.[bench]')")
+        return
+    models = sorted({r["model"] for r in rows})
+    fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4), squeeze=False)
+    for ax, name in zip(axes[0], models):
+        mine = [r for r in rows if r["model"] == name]
+        fwcs = [r for r in mine if r["kind"] == "fwcs"]
+        ax.plot(
+            [100 * r["sparsity"] for r in fwcs],
+            [r["instructions"] / 1e6 for r in fwcs],
+            "o-",
+            label="FWCS (every conv)",
+        )
+        for kind, style in (("dense", "k--"), ("auto", "g^"), ("structured", "rs")):
+            for r in (r for r in mine if r["kind"] == kind):
+                if kind == "dense":
+                    ax.axhline(r["instructions"] / 1e6, color="k", linestyle="--", label="dense")
+                else:
+                    ax.plot(100 * r["sparsity"], r["instructions"] / 1e6, style, label=kind)
+        ax.set_title(f"{name} on {target}")
+        ax.set_xlabel("filterlet sparsity (%)")
+        ax.set_ylabel("instructions per inference (millions, not cycles)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    path = RESULTS / "device.png"
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
