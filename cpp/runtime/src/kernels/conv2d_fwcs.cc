@@ -271,7 +271,7 @@ static bool fwcs_fast(const OpContext& ctx) {
       } else {
         group_sums<true>(base, offset, tap, count, v, ic, acc);
       }
-      v += int64_t{count} * ic;
+      v += static_cast<ptrdiff_t>(count) * ic;
       tap += count;
       store4(c, mult, shift, folded, oc, acc, outp, lanes);
       continue;

@@ -43,7 +43,7 @@ __attribute__((always_inline)) inline void requantize4(const ConvRows& r, const 
 void conv_rows_portable(const ConvRows& r) {
   // Windows with short rows (C_in < 16 for KW = 1..5) are first packed into
   // one contiguous row, so each dot product runs over the whole window.
-  constexpr int64_t kPatchMax = 256;
+  constexpr ptrdiff_t kPatchMax = 256;
   int8_t patch[kPatchMax];
   const bool pack = r.row_len < 16 && r.kh > 1 && r.filter_len <= kPatchMax;
   const int32_t rows = pack ? 1 : r.kh;
@@ -53,7 +53,7 @@ void conv_rows_portable(const ConvRows& r) {
   for (int32_t row = 0; row < r.num_rows; ++row)
     for (int32_t px = 0; px < r.num_pixels; ++px) {
       const int8_t* window = r.window + row * r.window_row_step + px * r.pixel_step;
-      int64_t in_row = r.in_row;
+      ptrdiff_t in_row = r.in_row;
       if (pack) {
         for (int32_t ky = 0; ky < r.kh; ++ky)
           memcpy(patch + ky * r.row_len, window + ky * r.in_row, static_cast<size_t>(r.row_len));
@@ -66,7 +66,7 @@ void conv_rows_portable(const ConvRows& r) {
         const int8_t* w = r.filter + oc * r.filter_len;
         int32_t acc[4] = {0, 0, 0, 0};
         for (int32_t ky = 0; ky < rows; ++ky) {
-          const int64_t o = static_cast<int64_t>(ky) * len;
+          const ptrdiff_t o = static_cast<ptrdiff_t>(ky) * len;
           dot4_i8(window + ky * in_row, w + o, w + r.filter_len + o, w + 2 * r.filter_len + o,
                   w + 3 * r.filter_len + o, len, acc);
         }
@@ -76,7 +76,7 @@ void conv_rows_portable(const ConvRows& r) {
         int32_t acc = 0;
         for (int32_t ky = 0; ky < rows; ++ky)
           acc += dot_i8(window + ky * in_row,
-                        r.filter + oc * r.filter_len + static_cast<int64_t>(ky) * len, len);
+                        r.filter + oc * r.filter_len + static_cast<ptrdiff_t>(ky) * len, len);
         out[oc] = requantize(r, acc, oc);
       }
     }

@@ -95,7 +95,7 @@ static void eval_depthwise_conv2d_reference(const OpContext& ctx) {
 // One output pixel, 16 channels per step: int16 products (|x * w| <= 16384
 // fits) widened and summed in int32, then the folded bias and 8-lane
 // requantization. `window` rows are `in_row` bytes apart, taps `depth` apart.
-static void dw_pixel_avx2(const int8_t* window, int64_t in_row, int32_t kh, int32_t kw,
+static void dw_pixel_avx2(const int8_t* window, ptrdiff_t in_row, int32_t kh, int32_t kw,
                           int32_t depth, const int8_t* filter, const int32_t* folded,
                           const int32_t* mult, const int32_t* shift, const dtmm_conv_params& p,
                           int8_t* out) {
@@ -160,7 +160,7 @@ static void dw_pixel_avx2(const int8_t* window, int64_t in_row, int32_t kh, int3
 // One output pixel with Helium, 4 channels per step (tail predicated): the
 // int8 inputs and weights are widened on load, products summed in int32,
 // then the folded bias and the vector requantization.
-static void dw_pixel_helium(const int8_t* window, int64_t in_row, int32_t kh, int32_t kw,
+static void dw_pixel_helium(const int8_t* window, ptrdiff_t in_row, int32_t kh, int32_t kw,
                             int32_t depth, const int8_t* filter, const int32_t* folded,
                             const int32_t* mult, const int32_t* shift, const dtmm_conv_params& p,
                             int8_t* out) {
@@ -169,7 +169,7 @@ static void dw_pixel_helium(const int8_t* window, int64_t in_row, int32_t kh, in
     int32x4_t acc = vdupq_n_s32(0);
     for (int32_t ky = 0; ky < kh; ++ky) {
       const int8_t* xr = window + ky * in_row + c;
-      const int8_t* wr = filter + int64_t{ky} * kw * depth + c;
+      const int8_t* wr = filter + ptrdiff_t{ky} * kw * depth + c;
       for (int32_t kx = 0; kx < kw; ++kx)
         acc = vaddq_s32(acc, vmulq_s32(vldrbq_z_s32(xr + kx * depth, pred),
                                        vldrbq_z_s32(wr + kx * depth, pred)));
@@ -185,7 +185,7 @@ static void dw_pixel_helium(const int8_t* window, int64_t in_row, int32_t kh, in
 #endif
 
 #if defined(__ARM_FEATURE_MVE) || DTMM_X86_SIMD
-using DwPixelFn = void (*)(const int8_t*, int64_t, int32_t, int32_t, int32_t, const int8_t*,
+using DwPixelFn = void (*)(const int8_t*, ptrdiff_t, int32_t, int32_t, int32_t, const int8_t*,
                            const int32_t*, const int32_t*, const int32_t*, const dtmm_conv_params&,
                            int8_t*);
 
