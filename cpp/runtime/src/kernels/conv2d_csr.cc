@@ -56,20 +56,27 @@ void eval_conv2d_csr(const OpContext& ctx) {
   int8_t* y = ctx.out_data<int8_t>();
   const int32_t batches = in.dims[0], ih = in.dims[1], iw = in.dims[2], ic = p.in_channels;
   const int32_t oh = out.dims[1], ow = out.dims[2];
-  const int32_t tap_len = p.kernel_w * ic;
   for (int32_t b = 0; b < batches; ++b) {
     for (int32_t oy = 0; oy < oh; ++oy) {
       for (int32_t ox = 0; ox < ow; ++ox) {
         const int32_t y0 = oy * c.stride_h - c.pad_h, x0 = ox * c.stride_w - c.pad_w;
         for (int32_t oc = 0; oc < p.out_channels; ++oc) {
           int32_t acc = 0;
+          // Columns increase within a row: step (ky, kx, c) along them
+          // instead of dividing every column by the filter's row length.
+          int32_t ky = 0, kx = 0, ch = 0, at = 0;
           for (int32_t k = row_ptr[oc]; k < row_ptr[oc + 1]; ++k) {
-            const int32_t col = cols[k];
-            const int32_t iy = y0 + (col / tap_len) * c.dilation_h;
-            const int32_t ix = x0 + (col % tap_len / ic) * c.dilation_w;
+            for (ch += cols[k] - at, at = cols[k]; ch >= ic;) {
+              ch -= ic;
+              if (++kx == p.kernel_w) {
+                kx = 0;
+                ++ky;
+              }
+            }
+            const int32_t iy = y0 + ky * c.dilation_h;
+            const int32_t ix = x0 + kx * c.dilation_w;
             if (iy < 0 || iy >= ih || ix < 0 || ix >= iw) continue;
-            acc += (x[((int64_t{b} * ih + iy) * iw + ix) * ic + col % ic] + c.input_offset) *
-                   values[k];
+            acc += (x[((int64_t{b} * ih + iy) * iw + ix) * ic + ch] + c.input_offset) * values[k];
           }
           if (bias) acc = fx::add(acc, bias[oc]);
           acc = multiply_by_quantized_multiplier(acc, mult[oc], shift[oc]) + c.output_offset;
