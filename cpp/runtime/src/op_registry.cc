@@ -38,12 +38,4 @@ const OpKernel* find_kernel(uint32_t type) {
   return &kKernels[type];
 }
 
-bool valid_quant_table(const OpContext& ctx, uint32_t offset, uint32_t n) {
-  if (n == 0 || !ctx.blob_array_ok(offset, uint64_t{8} * n)) return false;
-  const int32_t* mult = ctx.blob_i32(offset);
-  for (uint32_t i = 0; i < n; ++i)
-    if (!valid_multiplier(mult[i]) || !valid_shift(mult[n + i])) return false;
-  return true;
-}
-
 }  // namespace dtmm

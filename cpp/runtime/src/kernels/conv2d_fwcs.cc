@@ -21,21 +21,9 @@ dtmm_status validate_conv2d_fwcs(const OpContext& ctx) {
       check_conv_geometry(ctx, p.conv, p.out_channels, p.kernel_h, p.kernel_w, p.in_channels, 3);
   if (s != DTMM_OK) return s;
   if (ctx.in(0).dims[3] != p.in_channels || p.conv.dilation_h < 1) return DTMM_ERR_BAD_PARAMS;
-  const auto& values = ctx.in(1);
-  const auto& mask = ctx.in(2);
-  const uint64_t bits = uint64_t{static_cast<uint32_t>(p.out_channels)} *
-                        static_cast<uint32_t>(p.kernel_h) * static_cast<uint32_t>(p.kernel_w);
-  if (values.dtype != DTMM_INT8 || values.storage != DTMM_STORAGE_CONST || values.rank != 2 ||
-      values.dims[1] != p.in_channels || mask.dtype != DTMM_UINT8 ||
-      mask.storage != DTMM_STORAGE_CONST || mask.size != (bits + 7) / 8)
-    return DTMM_ERR_BAD_PARAMS;
-  // The mask must count exactly the stored filterlets, with no stray bits.
-  const uint8_t* m = ctx.in_data<uint8_t>(2);
-  uint64_t kept = 0;
-  for (uint32_t i = 0; i < mask.size; ++i) kept += static_cast<uint64_t>(popcount8(m[i]));
-  if (bits % 8 && (m[mask.size - 1] >> (bits % 8)) != 0) return DTMM_ERR_BAD_PARAMS;
-  if (kept != static_cast<uint64_t>(values.dims[0])) return DTMM_ERR_BAD_PARAMS;
-  return DTMM_OK;
+  const uint64_t filterlets = uint64_t{static_cast<uint32_t>(p.out_channels)} *
+                              static_cast<uint32_t>(p.kernel_h) * static_cast<uint32_t>(p.kernel_w);
+  return check_masked_values(ctx, 1, 2, filterlets, p.in_channels);
 }
 
 // Reference loop: per output pixel, per filter, walk the filter's mask bits;

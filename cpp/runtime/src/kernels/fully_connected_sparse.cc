@@ -22,19 +22,8 @@ dtmm_status validate_fully_connected_block(const OpContext& ctx) {
   // Pruned weights must contribute nothing: symmetric weights (TFLite's int8 rule).
   if (p.block < 1 || p.block > 4096 || p.fc.filter_offset != 0) return DTMM_ERR_BAD_PARAMS;
   const int64_t per_row = (int64_t{p.depth} + p.block - 1) / p.block;
-  const uint64_t bits = static_cast<uint64_t>(per_row) * static_cast<uint32_t>(p.units);
-  const auto& values = ctx.in(1);
-  const auto& mask = ctx.in(2);
-  if (values.dtype != DTMM_INT8 || values.storage != DTMM_STORAGE_CONST || values.rank != 2 ||
-      values.dims[1] != p.block || mask.dtype != DTMM_UINT8 || mask.storage != DTMM_STORAGE_CONST ||
-      mask.size != (bits + 7) / 8)
-    return DTMM_ERR_BAD_PARAMS;
-  const uint8_t* m = ctx.in_data<uint8_t>(2);
-  uint64_t kept = 0;
-  for (uint32_t i = 0; i < mask.size; ++i) kept += static_cast<uint64_t>(popcount8(m[i]));
-  if (bits % 8 && (m[mask.size - 1] >> (bits % 8)) != 0) return DTMM_ERR_BAD_PARAMS;
-  if (kept != static_cast<uint64_t>(values.dims[0])) return DTMM_ERR_BAD_PARAMS;
-  return DTMM_OK;
+  return check_masked_values(
+      ctx, 1, 2, static_cast<uint64_t>(per_row) * static_cast<uint32_t>(p.units), p.block);
 }
 
 void eval_fully_connected_block(const OpContext& ctx) {

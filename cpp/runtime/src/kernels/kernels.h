@@ -56,6 +56,11 @@ dtmm_status check_conv_geometry(const OpContext& ctx, const dtmm_conv_params& p,
 dtmm_status check_fc_geometry(const OpContext& ctx, const dtmm_fc_params& p, int32_t units,
                               int32_t depth, uint32_t bias_input);
 
+// Sparse values (int8 [kept, width]) and their bitmask over `units` units:
+// types, sizes, popcount == kept, no bits past the last unit.
+dtmm_status check_masked_values(const OpContext& ctx, uint32_t values_input, uint32_t mask_input,
+                                uint64_t units, int32_t width);
+
 inline int popcount8(uint8_t v) {
   int n = 0;
   for (; v; v &= static_cast<uint8_t>(v - 1)) ++n;
