@@ -46,20 +46,7 @@ def test_firmware_example_runs(tmp_path, cpu, board):
     )
     subprocess.run(["cmake", "--build", str(build)], check=True, capture_output=True)
     run = subprocess.run(
-        [
-            "qemu-system-arm",
-            "-M",
-            board,
-            "-nographic",
-            "-monitor",
-            "none",
-            "-serial",
-            "none",
-            "-semihosting-config",
-            "enable=on,target=native",
-            "-kernel",
-            str(build / "resnet8_demo.elf"),
-        ],
+        device.qemu_command(board, build / "resnet8_demo.elf"),
         capture_output=True,
         text=True,
         timeout=300,

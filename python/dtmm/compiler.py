@@ -120,18 +120,7 @@ def lower_weights(
                 extra,
             )
         if choice.kind == "csr":
-            values, cols, ptr = csr_encode(w.data.reshape(w.shape[0], -1))
-            return (
-                "CONV_2D_CSR",
-                [
-                    op.inputs[0],
-                    _values(w, values),
-                    _raw(w, "columns", cols),
-                    _raw(w, "row_ptr", ptr),
-                    bias,
-                ],
-                extra,
-            )
+            return "CONV_2D_CSR", _csr_inputs(op, w, w.data.reshape(w.shape[0], -1), bias), extra
         return op.type, list(op.inputs), {}
     if op.type == "FULLY_CONNECTED":
         w = model.tensors[op.inputs[1]]
@@ -148,19 +137,20 @@ def lower_weights(
                 extra,
             )
         if kind == "csr":
-            values, cols, ptr = csr_encode(w.data)
-            return (
-                "FULLY_CONNECTED_CSR",
-                [
-                    op.inputs[0],
-                    _values(w, values),
-                    _raw(w, "columns", cols),
-                    _raw(w, "row_ptr", ptr),
-                    bias,
-                ],
-                extra,
-            )
+            return "FULLY_CONNECTED_CSR", _csr_inputs(op, w, w.data, bias), extra
     return op.type, list(op.inputs), {}
+
+
+def _csr_inputs(op: Op, w: Tensor, rows: np.ndarray, bias: str | None) -> list[Any]:
+    """Inputs of a CSR op: input, values, columns, row pointers, bias."""
+    values, cols, ptr = csr_encode(rows)
+    return [
+        op.inputs[0],
+        _values(w, values),
+        _raw(w, "columns", cols),
+        _raw(w, "row_ptr", ptr),
+        bias,
+    ]
 
 
 def _values(w: Tensor, values: np.ndarray) -> Tensor:

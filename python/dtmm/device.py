@@ -180,6 +180,15 @@ def _dense_macs(op: dict, tensors: list[dict]) -> int:
     return 0
 
 
+def qemu_command(board: str, elf: Path, extra: list[str] | None = None) -> list[str]:
+    """qemu-system-arm running ``elf`` on ``board`` with semihosting (console and
+    host files) and no serial port or monitor."""
+    return [
+        "qemu-system-arm", "-M", board, "-nographic", "-monitor", "none", "-serial", "none",
+        "-semihosting-config", "enable=on,target=native", *(extra or []), "-kernel", str(elf),
+    ]  # fmt: skip
+
+
 def run(blob: bytes, inputs: Any, target: str = "qemu-m55", timeout: float = 600) -> DeviceResult:
     """Run ``blob`` on the emulated ``target`` ("qemu-m55": Cortex-M55 with
     Helium; "qemu-m4": Cortex-M4). ``inputs`` is one array for a single-input
@@ -202,22 +211,9 @@ def run(blob: bytes, inputs: Any, target: str = "qemu-m55", timeout: float = 600
             for n in range(count):
                 for b in batches:
                     f.write(np.ascontiguousarray(b[n]).tobytes())
-        cmd = [
-            "qemu-system-arm",
-            "-M",
-            board,
-            "-nographic",
-            "-monitor",
-            "none",
-            "-serial",
-            "none",
-            "-semihosting-config",
-            "enable=on,target=native",
-            "-plugin",
-            f"{plugin},marker={marker:#x},out={work / 'counts.txt'}",
-            "-kernel",
-            str(elf),
-        ]
+        cmd = qemu_command(
+            board, elf, ["-plugin", f"{plugin},marker={marker:#x},out={work / 'counts.txt'}"]
+        )
         proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0:
             raise DeviceError(

@@ -1,10 +1,10 @@
 // CONV_2D, int8 per-channel, NHWC input, OHWI filter (TFLite semantics).
-#include <string.h>
 
 #include "../fixedpoint.h"
 #include "conv_rows.h"
 #include "dot.h"
 #include "kernels.h"
+#include "window.h"
 
 namespace dtmm {
 
@@ -214,19 +214,8 @@ void eval_conv2d(const OpContext& ctx) {
           conv_border_pixel(ctx, b, y0, x0, out_px);
           continue;
         }
-        // Copy the window with padding filled by the input zero point: those
-        // taps add zp * w, which the folded bias's offset * w cancels exactly.
-        for (int32_t ky = 0; ky < kh; ++ky) {
-          for (int32_t kx = 0; kx < kw; ++kx) {
-            int8_t* dst = patch + (int64_t{ky} * kw + kx) * ic;
-            const int32_t iy = y0 + ky, ix = x0 + kx;
-            if (iy < 0 || iy >= ih || ix < 0 || ix >= iw) {
-              memset(dst, -p.input_offset, static_cast<size_t>(ic));
-            } else {
-              memcpy(dst, x + ((int64_t{b} * ih + iy) * iw + ix) * ic, static_cast<size_t>(ic));
-            }
-          }
-        }
+        copy_window(x + int64_t{b} * ih * iw * ic, ih, iw, ic, y0, x0, kh, kw,
+                    static_cast<int8_t>(-p.input_offset), patch);
         ConvRows one = r;
         one.window = patch;
         one.in_row = r.row_len;

@@ -8,6 +8,7 @@
 #include "dot.h"
 #include "kernels.h"
 #include "sparse_conv_host.h"
+#include "window.h"
 #if defined(__ARM_FEATURE_MVE)
 #include "requantize_helium.h"
 #endif
@@ -225,15 +226,8 @@ static bool fwcs_fast(const OpContext& ctx) {
         continue;
       }
       all_inside = false;
-      for (int32_t t = 0; t < taps; ++t) {
-        const int32_t iy = y0 + t / kw, ix = x0 + t % kw;
-        if (iy < 0 || iy >= ih || ix < 0 || ix >= iw) {
-          memset(window[q] + t * ic, -c.input_offset, static_cast<size_t>(ic));
-        } else {
-          memcpy(window[q] + t * ic, x + ((int64_t{b} * ih + iy) * iw + ix) * ic,
-                 static_cast<size_t>(ic));
-        }
-      }
+      copy_window(x + int64_t{b} * ih * iw * ic, ih, iw, ic, y0, x0, kh, kw,
+                  static_cast<int8_t>(-c.input_offset), window[q]);
       base[q] = window[q];
     }
     // Mixed groups: move the in-place windows into the copy layout too, so

@@ -1,9 +1,9 @@
 // DEPTHWISE_CONV_2D, int8 per-channel, filter [1, KH, KW, C_in * multiplier].
-#include <string.h>
 
 #include "../fixedpoint.h"
 #include "avx2.h"
 #include "kernels.h"
+#include "window.h"
 #if defined(__ARM_FEATURE_MVE)
 #include "requantize_helium.h"
 #endif
@@ -220,18 +220,8 @@ static bool depthwise_by_pixel(const OpContext& ctx, DwPixelFn pixel) {
                 filter, folded, mult, shift, p, out_px);
           continue;
         }
-        for (int32_t ky = 0; ky < kh; ++ky) {
-          for (int32_t kx = 0; kx < kw; ++kx) {
-            int8_t* dst = patch + (int64_t{ky} * kw + kx) * depth;
-            const int32_t iy = y0 + ky, ix = x0 + kx;
-            if (iy < 0 || iy >= ih || ix < 0 || ix >= iw) {
-              memset(dst, -p.input_offset, static_cast<size_t>(depth));
-            } else {
-              memcpy(dst, x + ((int64_t{b} * ih + iy) * iw + ix) * depth,
-                     static_cast<size_t>(depth));
-            }
-          }
-        }
+        copy_window(x + int64_t{b} * ih * iw * depth, ih, iw, depth, y0, x0, kh, kw,
+                    static_cast<int8_t>(-p.input_offset), patch);
         pixel(patch, int64_t{kw} * depth, kh, kw, depth, filter, folded, mult, shift, p, out_px);
       }
     }
