@@ -55,17 +55,27 @@ def _prune_lowest(scores: np.ndarray, fraction: float) -> np.ndarray:
     return mask.reshape(scores.shape)
 
 
+def _checked(model: Model, sparsity: Sparsity) -> Sparsity:
+    if isinstance(sparsity, Mapping):
+        for op in model.ops:
+            if op.name in sparsity:
+                _layer_sparsity(sparsity, op)
+        unknown = sorted(set(sparsity) - {op.name for op in model.ops})
+        if unknown:
+            raise KeyError(f"no op named {unknown[0]!r} in the model")
+    else:
+        if not 0.0 <= float(sparsity) <= 1.0:
+            raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
+    return sparsity
+
+
 def _apply(
     model: Model,
     sparsity: Sparsity,
     op_types: tuple[str, ...],
     select: Callable[[Tensor, float], np.ndarray],
 ) -> Model:
-    if isinstance(sparsity, Mapping):
-        known = {op.name for op in model.ops}
-        unknown = sorted(set(sparsity) - known)
-        if unknown:
-            raise KeyError(f"no op named {unknown[0]!r} in the model")
+    _checked(model, sparsity)
     out = model.copy()
     for op in out.ops:
         if op.type not in op_types:
@@ -78,8 +88,29 @@ def _apply(
     return out
 
 
-def filterlets(model: Model, sparsity: Sparsity, criterion: str = "l2") -> Model:
-    """Remove the filterlets with the smallest norm in every CONV_2D layer."""
+def filterlets(
+    model: Model,
+    sparsity: Sparsity,
+    criterion: str = "l2",
+    calibration: np.ndarray | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Model:
+    """Remove the filterlets with the smallest norm in every CONV_2D layer.
+
+    ``criterion="activation"`` needs ``calibration`` (representative inputs
+    of the model, int8 or float as its input tensor is): filterlets are then
+    ranked by the share of their filter's output they carry on those inputs,
+    and each layer's kept weights and bias are refit by least squares to
+    reproduce the dense layer's output (see :mod:`dtmm.calibrated`).
+    """
+    if criterion == "activation":
+        if calibration is None:
+            raise ValueError("criterion='activation' needs calibration=<representative inputs>")
+        from .calibrated import prune_filterlets
+
+        return prune_filterlets(model, _checked(model, sparsity), calibration, progress=progress)
+    if calibration is not None:
+        raise ValueError(f"calibration= is used by criterion='activation', not {criterion!r}")
 
     def select(w: Tensor, fraction: float) -> np.ndarray:
         scores = _norm(_real_weights(w), criterion, axis=3)  # [C_out, KH, KW]
