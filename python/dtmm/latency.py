@@ -1,0 +1,412 @@
+"""Predicted Cortex-M55 instruction counts of dtmm's kernels.
+
+A linear model per kernel, fitted to instruction counts measured under QEMU
+(``dtmm.device``) over a grid of random single-op layers: shapes, strides and
+densities (dense, FWCS at several kept fractions, block-sparse FC). The
+features are what the kernels loop over: output pixels, outputs, 16-byte
+vector dot products, kept filterlets, window bytes. ``tools/fit_latency.py``
+measures the grid and writes ``data/latency_qemu-m55.json`` (coefficients and
+the held-out fit error); :func:`predict` applies it to a model the way
+:func:`dtmm.compile` would lower it. The unit is instructions, not cycles.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from .ir import Model, Op, Tensor
+from .sparsity_choice import choose_conv, choose_fc
+
+FEATURES: dict[str, tuple[str, ...]] = {
+    "CONV_2D": ("one", "pixels", "outputs", "vector_dots", "row_dots", "window"),
+    "CONV_2D_1x1": ("one", "pixels", "outputs", "vector_dots"),
+    "CONV_2D_FWCS": (
+        "one",
+        "pixels",
+        "outputs",
+        "kept_vector_dots",
+        "kept_taps",
+        "kept_tails",
+        "window",
+        "mask_bits",
+    ),
+    "CONV_2D_FWCS_1x1": ("one", "pixels", "outputs", "kept_vector_dots", "kept_taps", "kept_tails"),
+    "DEPTHWISE_CONV_2D": ("one", "pixels", "outputs", "macs"),
+    "AVERAGE_POOL_2D": ("one", "outputs", "macs"),
+    "MAX_POOL_2D": ("one", "outputs", "macs"),
+    "FULLY_CONNECTED": ("one", "outputs", "vector_dots"),
+    "FULLY_CONNECTED_BLOCK": ("one", "outputs", "kept_taps", "mask_bits"),
+}
+ELEMENTWISE_FEATURES = ("one", "elements", "in_elements")
+DEFAULT_TARGET = "qemu-m55"
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """What a kernel's cost depends on. ``kept`` counts kept filterlets (conv)
+    or kept blocks (FC); ``block`` is the FC block size."""
+
+    kind: str
+    in_elements: int
+    out_h: int = 1
+    out_w: int = 1
+    c_in: int = 1
+    c_out: int = 1
+    kh: int = 1
+    kw: int = 1
+    kept: int = 0
+    block: int = 16
+
+    def features(self) -> np.ndarray:
+        pixels = self.out_h * self.out_w
+        outputs = pixels * self.c_out
+        taps = self.kh * self.kw
+        vec = -(-self.c_in // 16)
+        values = {
+            "one": 1.0,
+            "pixels": pixels,
+            "outputs": outputs,
+            "elements": outputs,
+            "in_elements": self.in_elements,
+            "macs": outputs * taps,
+            "window": pixels * taps * self.c_in,
+            "vector_dots": outputs * -(-(taps * self.c_in) // 16),
+            "row_dots": outputs * self.kh * -(-(self.kw * self.c_in) // 16),
+            "kept_vector_dots": pixels * self.kept * vec,
+            "kept_taps": pixels * self.kept,
+            "kept_tails": pixels * self.kept * (self.c_in % 16 != 0),
+            # bits of the filterlet (block) mask the kernel scans
+            "mask_bits": outputs * taps
+            if self.kh * self.kw > 1
+            else self.c_out * -(-self.c_in // self.block),
+        }
+        names = FEATURES.get(self.kind, ELEMENTWISE_FEATURES)
+        return np.array([values[n] for n in names], np.float64)
+
+
+def conv_kind(weights: np.ndarray, mode: str) -> str:
+    """The kernel :func:`dtmm.compile` uses for an OHWI conv under ``mode``."""
+    choice = choose_conv(weights, mode).kind
+    if choice == "fwcs":
+        return "CONV_2D_FWCS_1x1" if weights.shape[1:3] == (1, 1) else "CONV_2D_FWCS"
+    if choice == "csr":
+        return "CONV_2D_CSR"
+    return "CONV_2D_1x1" if weights.shape[1:3] == (1, 1) else "CONV_2D"
+
+
+def layer_shape(model: Model, op: Op, sparse: str = "auto", fc_block: int = 16) -> LayerShape:
+    """The :class:`LayerShape` of ``op`` as compiled with ``sparse``."""
+    x = model.tensors[op.inputs[0]]
+    y = model.tensors[op.outputs[0]]
+    n_in = int(np.prod(x.shape))
+    if op.type in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        w = model.tensors[op.inputs[1]]
+        _, oh, ow, co = y.shape
+        if op.type == "DEPTHWISE_CONV_2D" or w.data is None:
+            return LayerShape(op.type, n_in, oh, ow, x.shape[3], co, w.shape[1], w.shape[2])
+        kind = conv_kind(w.data, sparse)
+        kept = int((w.data != 0).any(axis=3).sum())
+        return LayerShape(kind, n_in, oh, ow, w.shape[3], co, w.shape[1], w.shape[2], kept)
+    if op.type == "FULLY_CONNECTED":
+        w = model.tensors[op.inputs[1]]
+        units, depth = w.shape
+        kind = "FULLY_CONNECTED"
+        kept = 0
+        if w.data is not None and choose_fc(w.data, sparse, fc_block) == "block":
+            kind = "FULLY_CONNECTED_BLOCK"
+            per_row = -(-depth // fc_block)
+            padded = np.zeros((units, per_row * fc_block), np.int8)
+            padded[:, :depth] = w.data
+            kept = int((padded.reshape(units, per_row, fc_block) != 0).any(axis=2).sum())
+        return LayerShape(kind, n_in, 1, 1, depth, units, kept=kept, block=fc_block)
+    if op.type in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
+        kh, kw = op.options["filter"]
+        return LayerShape(op.type, n_in, 1, 1, 1, int(np.prod(y.shape)), kh, kw)
+    return LayerShape(op.type, n_in, 1, 1, 1, int(np.prod(y.shape)))
+
+
+@dataclass
+class LatencyModel:
+    """Coefficients per kernel kind, and how well they fit held-out layers."""
+
+    target: str
+    coefficients: dict[str, list[float]]
+    fit_error: dict[str, dict[str, float]] = field(default_factory=dict)
+    points: int = 0
+
+    def predict_layer(self, shape: LayerShape) -> float:
+        coef = self.coefficients.get(shape.kind)
+        if coef is None:  # an op the grid never measured: cost it like an elementwise op
+            coef = self.coefficients["_elementwise"]
+        return max(float(np.dot(coef, shape.features())), 0.0)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "target": self.target,
+                "unit": "instructions (QEMU TCG plugin count, not cycles)",
+                "features": {
+                    k: list(FEATURES.get(k, ELEMENTWISE_FEATURES)) for k in self.coefficients
+                },
+                "coefficients": self.coefficients,
+                "fit_error": self.fit_error,
+                "points": self.points,
+            },
+            indent=1,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> LatencyModel:
+        d = json.loads(text)
+        return cls(d["target"], d["coefficients"], d.get("fit_error", {}), d.get("points", 0))
+
+
+@cache
+def load(target: str = DEFAULT_TARGET) -> LatencyModel:
+    """The latency model shipped with dtmm for ``target``."""
+    path = resources.files("dtmm") / "data" / f"latency_{target}.json"
+    if not path.is_file():
+        raise ValueError(f"no latency model for target {target!r} (only {DEFAULT_TARGET})")
+    return LatencyModel.from_json(path.read_text())
+
+
+@dataclass(frozen=True)
+class LayerLatency:
+    name: str
+    kind: str
+    instructions: float
+
+
+def predict(
+    model: Model, sparse: str = "auto", fc_block: int = 16, target: str = DEFAULT_TARGET
+) -> list[LayerLatency]:
+    """Predicted instructions per op of ``model`` compiled with ``sparse``."""
+    lm = load(target)
+    rows = []
+    for op in model.ops:
+        shape = layer_shape(model, op, sparse, fc_block)
+        rows.append(LayerLatency(op.name, shape.kind, lm.predict_layer(shape)))
+    return rows
+
+
+# ---- measuring and fitting (tools/fit_latency.py; needs the device toolchain)
+
+
+def _quantized(name: str, shape: tuple[int, ...], scale: float, zp: int = 0) -> Tensor:
+    return Tensor(name, shape, np.dtype(np.int8), np.array([scale], np.float32), np.array([zp]))
+
+
+def random_layer(kind: str, shape: LayerShape, density: float, rng: np.random.Generator) -> Model:
+    """A one-op int8 model of ``kind`` whose conv/FC weights keep ``density``
+    of their filterlets (blocks), for measuring kernels."""
+    oh, ow, ci, co, kh, kw = shape.out_h, shape.out_w, shape.c_in, shape.c_out, shape.kh, shape.kw
+    stride = max(1, round(np.sqrt(shape.in_elements / max(oh * ow * ci, 1))))
+    h, w = oh * stride, ow * stride
+    x = _quantized("x", (1, h, w, ci), 0.05, -5)
+    tensors = {"x": x}
+    if kind.startswith("CONV_2D") or kind == "DEPTHWISE_CONV_2D":
+        depthwise = kind == "DEPTHWISE_CONV_2D"
+        wshape = (1, kh, kw, co) if depthwise else (co, kh, kw, ci)
+        wdata = rng.integers(-127, 128, wshape).astype(np.int8)
+        if not depthwise:
+            keep = rng.random((co, kh, kw)) < density
+            wdata = wdata * keep[..., None].astype(np.int8)
+        n_scales = co
+        tensors["w"] = Tensor(
+            "w",
+            wshape,
+            np.dtype(np.int8),
+            rng.uniform(0.002, 0.01, n_scales).astype(np.float32),
+            np.zeros(n_scales, np.int64),
+            3 if depthwise else 0,
+            wdata,
+        )
+        tensors["b"] = Tensor(
+            "b",
+            (co,),
+            np.dtype(np.int32),
+            tensors["w"].scale * 0.05,
+            np.zeros(co, np.int64),
+            0,
+            rng.integers(-1000, 1000, co).astype(np.int32),
+        )
+        tensors["y"] = _quantized("y", (1, oh, ow, co), 0.5, 3)
+        opts: dict[str, Any] = {
+            "stride": (stride, stride),
+            "dilation": (1, 1),
+            "padding": "SAME",
+            "activation": "RELU",
+        }
+        if depthwise:
+            opts["depth_multiplier"] = co // ci
+        op = Op("DEPTHWISE_CONV_2D" if depthwise else "CONV_2D", ["x", "w", "b"], ["y"], opts, "op")
+    elif kind.startswith("FULLY_CONNECTED"):
+        x = _quantized("x", (1, ci), 0.05, -5)
+        tensors["x"] = x
+        wdata = rng.integers(-127, 128, (co, ci)).astype(np.int8)
+        blocks = -(-ci // shape.block)
+        keep = np.repeat(rng.random((co, blocks)) < density, shape.block, axis=1)[:, :ci]
+        tensors["w"] = Tensor(
+            "w",
+            (co, ci),
+            np.dtype(np.int8),
+            np.array([0.004], np.float32),
+            np.zeros(1, np.int64),
+            0,
+            (wdata * keep).astype(np.int8),
+        )
+        tensors["b"] = Tensor(
+            "b",
+            (co,),
+            np.dtype(np.int32),
+            np.array([0.0002], np.float32),
+            np.zeros(1, np.int64),
+            0,
+            rng.integers(-1000, 1000, co).astype(np.int32),
+        )
+        tensors["y"] = _quantized("y", (1, co), 0.5, 3)
+        op = Op("FULLY_CONNECTED", ["x", "w", "b"], ["y"], {"activation": "NONE"}, "op")
+    elif kind == "ADD":
+        tensors["x2"] = _quantized("x2", (1, h, w, ci), 0.08, 7)
+        tensors["y"] = _quantized("y", (1, h, w, ci), 0.1, -2)
+        op = Op("ADD", ["x", "x2"], ["y"], {"activation": "RELU"}, "op")
+    elif kind in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
+        tensors["y"] = _quantized("y", (1, oh, ow, ci), 0.05, -5)
+        opts = {
+            "stride": (stride, stride),
+            "filter": (kh, kw),
+            "padding": "SAME",
+            "activation": "NONE",
+        }
+        op = Op(kind, ["x"], ["y"], opts, "op")
+    elif kind == "RESHAPE":
+        tensors["y"] = _quantized("y", (1, h * w * ci), 0.05, -5)
+        op = Op("RESHAPE", ["x"], ["y"], {}, "op")
+    elif kind == "SOFTMAX":
+        x = _quantized("x", (1, ci), 0.1, 0)
+        tensors["x"] = x
+        tensors["y"] = _quantized("y", (1, ci), 1 / 256, -128)
+        op = Op("SOFTMAX", ["x"], ["y"], {"beta": 1.0}, "op")
+    else:
+        raise ValueError(f"no random layer generator for {kind}")
+    inputs = ["x", "x2"] if kind == "ADD" else ["x"]
+    return Model(tensors, [op], inputs, ["y"], source=f"random {kind}")
+
+
+def measurement_grid(rng: np.random.Generator) -> list[tuple[str, LayerShape, float, str]]:
+    """(kind, shape, density, compile mode) points covering ResNet/MobileNet layers."""
+    points = []
+    sizes = (4, 8, 16, 32)
+    chans = (3, 8, 16, 24, 32, 48, 64)
+    for _ in range(28):
+        hw = int(rng.choice(sizes))
+        ci, co = int(rng.choice(chans)), int(rng.choice(chans[1:]))
+        stride = int(rng.choice((1, 2)))
+        shape = LayerShape("CONV_2D", hw * hw * ci * stride * stride, hw, hw, ci, co, 3, 3)
+        points.append(("CONV_2D", shape, 1.0, "never"))
+        for density in (1.0, 0.7, 0.5, 0.3, 0.1):
+            points.append(("CONV_2D_FWCS", shape, density, "always"))
+    for _ in range(6):  # large stems and early layers (MobileNet-style inputs)
+        hw, ci, co = int(rng.choice((24, 48))), int(rng.choice((3, 8))), int(rng.choice((8, 16)))
+        shape = LayerShape("CONV_2D", hw * hw * ci * 4, hw, hw, ci, co, 3, 3)
+        points.append(("CONV_2D", shape, 1.0, "never"))
+        points.append(("CONV_2D_FWCS", shape, float(rng.choice((1.0, 0.5))), "always"))
+    wide = (8, 16, 32, 64, 128, 256)
+    for _ in range(20):
+        hw = int(rng.choice((3, 6, 12, 24, 48)))
+        ci, co = int(rng.choice(wide)), int(rng.choice(wide))
+        while hw * hw * max(ci, co) > 48 * 48 * 16:  # fits the board's RAM
+            hw //= 2
+        stride = int(rng.choice((1, 2)))
+        shape = LayerShape("CONV_2D_1x1", hw * hw * ci * stride * stride, hw, hw, ci, co, 1, 1)
+        points.append(("CONV_2D_1x1", shape, 1.0, "never"))
+        for density in (1.0, 0.5, 0.2):
+            points.append(("CONV_2D_FWCS_1x1", shape, density, "always"))
+    for _ in range(12):
+        hw, c = int(rng.choice((6, 12, 24, 48))), int(rng.choice((8, 16, 32, 64, 128)))
+        stride = int(rng.choice((1, 2)))
+        shape = LayerShape("DEPTHWISE_CONV_2D", hw * hw * c * stride * stride, hw, hw, c, c, 3, 3)
+        points.append(("DEPTHWISE_CONV_2D", shape, 1.0, "never"))
+    for _ in range(10):
+        ci, co = int(rng.choice((64, 128, 256, 512))), int(rng.choice((2, 10, 32, 64)))
+        shape = LayerShape("FULLY_CONNECTED", ci, 1, 1, ci, co)
+        points.append(("FULLY_CONNECTED", shape, 1.0, "never"))
+        for density in (0.7, 0.4, 0.1):
+            points.append(("FULLY_CONNECTED_BLOCK", shape, density, "always"))
+    for _ in range(8):
+        hw, c = int(rng.choice((4, 8, 16, 32))), int(rng.choice((8, 16, 32, 64)))
+        points.append(("ADD", LayerShape("ADD", hw * hw * c, hw, hw, c, c), 1.0, "never"))
+        k = int(rng.choice((2, 3)))
+        pool = LayerShape("AVERAGE_POOL_2D", hw * hw * c * 4, hw, hw, c, c, k, k)
+        points.append(("AVERAGE_POOL_2D", pool, 1.0, "never"))
+        points.append(("MAX_POOL_2D", pool, 1.0, "never"))
+        points.append(("RESHAPE", LayerShape("RESHAPE", hw * hw * c, hw, hw, c, c), 1.0, "never"))
+        points.append(("SOFTMAX", LayerShape("SOFTMAX", c, 1, 1, c, c), 1.0, "never"))
+    return points
+
+
+def measure(
+    points: Iterable[tuple[str, LayerShape, float, str]],
+    rng: np.random.Generator,
+    target: str = DEFAULT_TARGET,
+    progress: Callable[[str], None] | None = None,
+) -> list[tuple[LayerShape, float]]:
+    """Run each point's random layer on ``target``; (actual shape, instructions)."""
+    from .compiler import compile as compile_model
+    from .device import run
+
+    points = list(points)
+    results = []
+    for i, (kind, shape, density, mode) in enumerate(points):
+        model = random_layer(kind, shape, density, rng)
+        measured = layer_shape(model, model.ops[0], mode)
+        x = rng.integers(-128, 128, model.tensors["x"].shape).astype(np.int8)
+        inputs = [x] if kind != "ADD" else [x, rng.integers(-128, 128, x.shape).astype(np.int8)]
+        res = run(compile_model(model, sparse=mode), inputs if len(inputs) > 1 else x, target)
+        results.append((measured, float(res.layers[0].instructions)))
+        if progress:
+            progress(f"[{i + 1}/{len(points)}] {measured.kind} {res.layers[0].instructions}")
+    return results
+
+
+def fit(
+    samples: list[tuple[LayerShape, float]], target: str = DEFAULT_TARGET, seed: int = 0
+) -> LatencyModel:
+    """Least squares on relative error per kind; the error is reported on a
+    held-out quarter of each kind's samples before refitting on all of them."""
+    by_kind: dict[str, list[tuple[LayerShape, float]]] = {}
+    for shape, instr in samples:
+        by_kind.setdefault(shape.kind, []).append((shape, instr))
+        if shape.kind == "ADD":  # also the fallback for per-element ops the grid never ran
+            by_kind.setdefault("_elementwise", []).append((shape, instr))
+    rng = np.random.default_rng(seed)
+    coefficients, errors = {}, {}
+    for kind, rows in sorted(by_kind.items()):
+        feats = np.stack([s.features() for s, _ in rows])
+        y = np.array([v for _, v in rows])
+        order = rng.permutation(len(rows))
+        held = order[: max(1, len(rows) // 4)]
+        train = order[len(held) :] if len(rows) > 4 else order
+        coef = _solve(feats[train], y[train])
+        rel = np.abs(feats[held] @ coef - y[held]) / y[held]
+        errors[kind] = {
+            "held_out_mean_rel": round(float(rel.mean()), 4),
+            "held_out_max_rel": round(float(rel.max()), 4),
+            "samples": len(rows),
+        }
+        coefficients[kind] = [float(c) for c in _solve(feats, y)]
+    return LatencyModel(target, coefficients, errors, len(samples))
+
+
+def _solve(features: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """argmin sum ((f.c - y) / y)^2: relative error, so small layers count too."""
+    w = 1.0 / y
+    coef, *_ = np.linalg.lstsq(features * w[:, None], np.ones_like(y), rcond=None)
+    return coef
