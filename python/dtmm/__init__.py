@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import demo, device, prune
+from . import demo, device, latency, prune
 from .compiler import compile
 from .errors import ModelError, UnsupportedOpError
 from .export import export_c
@@ -11,6 +11,7 @@ from .ir import Model, Op, Tensor
 from .loader import load
 from .memory import MemoryPlan, plan_memory
 from .runtime import Runtime
+from .schedule import BudgetError, ScheduleReport, ScheduleResult, schedule
 
 try:
     __version__ = version("dtmm")
@@ -19,12 +20,15 @@ except PackageNotFoundError:  # running from a source tree without installing
 
 __all__ = [
     "BlobReport",
+    "BudgetError",
     "LayerInfo",
     "MemoryPlan",
     "Model",
     "ModelError",
     "Op",
     "Runtime",
+    "ScheduleReport",
+    "ScheduleResult",
     "Tensor",
     "UnsupportedOpError",
     "__version__",
@@ -35,5 +39,7 @@ __all__ = [
     "inspect",
     "load",
     "plan_memory",
+    "latency",
     "prune",
+    "schedule",
 ]

@@ -7,6 +7,7 @@ emit: constants, activations at their planned arena offsets, and the ops.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from .graph_passes import fold_constants, remove_dead_filters
 from .ir import Model, Op, Tensor
 from .memory import plan_memory
 from .sparse_formats import block_encode, csr_encode, fwcs_encode
-from .sparsity_choice import MODES, choose_conv, choose_fc
+from .sparsity_choice import MODES, choose_conv, choose_fc, layer_mode
 
 _ABSENT = 0xFFFFFFFF
 _DTYPE_CODES = {
@@ -32,7 +33,11 @@ _PADDING_CODES = {"VALID": _core.PAD_VALID, "SAME": _core.PAD_SAME}
 
 
 def compile(  # noqa: A001 - the public name
-    model: Model, *, sparse: str = "auto", fc_block: int = 16, debug_info: bool = False
+    model: Model,
+    *,
+    sparse: str | Mapping[str, str] = "auto",
+    fc_block: int = 16,
+    debug_info: bool = False,
 ) -> bytes:
     """Compile ``model`` into a dtmm model blob for :class:`dtmm.Runtime` or firmware.
 
@@ -40,14 +45,22 @@ def compile(  # noqa: A001 - the public name
     "auto" (FWCS / block-sparse where the cost model predicts fewer bytes and
     no more work), "always" (sparse wherever the op allows it), "never"
     (dense everywhere) or "csr" (the per-weight CSR baseline, for
-    comparisons). ``fc_block`` is the fully connected block size. Every
-    choice gives bit-identical outputs. ``debug_info`` also stores what only
-    tools read: the per-channel weight scales (the runtime uses precomputed
+    comparisons); or a dict from op name to one of those modes, per layer
+    (unlisted layers use "auto"). Under "auto", a layer whose options carry
+    ``storage="dense"`` or ``"sparse"`` (set by :func:`dtmm.schedule`) keeps it.
+    ``fc_block`` is the fully connected block size. Every choice gives
+    bit-identical outputs. ``debug_info`` also stores what only tools read:
+    the per-channel weight scales (the runtime uses precomputed
     requantization tables) and the names of constant tensors (ops and
     activations are always named). Off by default, it costs no flash.
     """
-    if sparse not in MODES:
-        raise ValueError(f"sparse must be one of {', '.join(MODES)}, got {sparse!r}")
+    per_layer = dict(sparse) if isinstance(sparse, Mapping) else {}
+    for mode in [sparse] if not per_layer else per_layer.values():
+        if mode not in MODES:
+            raise ValueError(f"sparse must be one of {', '.join(MODES)}, got {mode!r}")
+    unknown = sorted(set(per_layer) - {op.name for op in model.ops})
+    if unknown:
+        raise KeyError(f"sparse= names {unknown[0]!r}, which is not an op of the model")
     if fc_block < 1:
         raise ValueError(f"fc_block must be >= 1, got {fc_block}")
     model = remove_dead_filters(fold_constants(model))
@@ -65,7 +78,8 @@ def compile(  # noqa: A001 - the public name
     for name in model.inputs:
         tensor_index(name)
     for op in model.ops:
-        kind, inputs, extra = lower_weights(model, op, sparse, fc_block)
+        mode = layer_mode(op.options, per_layer.get(op.name, "auto") if per_layer else sparse)
+        kind, inputs, extra = lower_weights(model, op, mode, fc_block)
         ins = []
         for t in inputs:
             if t is None:

@@ -13,7 +13,7 @@ the held-out fit error); :func:`predict` applies it to a model the way
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .ir import Model, Op, Tensor
-from .sparsity_choice import choose_conv, choose_fc
+from .sparsity_choice import choose_conv, choose_fc, layer_mode
 
 FEATURES: dict[str, tuple[str, ...]] = {
     "CONV_2D": ("one", "pixels", "outputs", "vector_dots", "row_dots", "window"),
@@ -101,8 +101,12 @@ def conv_kind(weights: np.ndarray, mode: str) -> str:
     return "CONV_2D_1x1" if weights.shape[1:3] == (1, 1) else "CONV_2D"
 
 
-def layer_shape(model: Model, op: Op, sparse: str = "auto", fc_block: int = 16) -> LayerShape:
+def layer_shape(
+    model: Model, op: Op, sparse: str | Mapping[str, str] = "auto", fc_block: int = 16
+) -> LayerShape:
     """The :class:`LayerShape` of ``op`` as compiled with ``sparse``."""
+    mode = sparse.get(op.name, "auto") if isinstance(sparse, Mapping) else sparse
+    sparse = layer_mode(op.options, mode)
     x = model.tensors[op.inputs[0]]
     y = model.tensors[op.outputs[0]]
     n_in = int(np.prod(x.shape))
@@ -185,7 +189,10 @@ class LayerLatency:
 
 
 def predict(
-    model: Model, sparse: str = "auto", fc_block: int = 16, target: str = DEFAULT_TARGET
+    model: Model,
+    sparse: str | Mapping[str, str] = "auto",
+    fc_block: int = 16,
+    target: str = DEFAULT_TARGET,
 ) -> list[LayerLatency]:
     """Predicted instructions per op of ``model`` compiled with ``sparse``."""
     lm = load(target)

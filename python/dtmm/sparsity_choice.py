@@ -31,6 +31,14 @@ class ConvChoice:
     sparse_work: float
 
 
+def layer_mode(options: dict, mode: str) -> str:
+    """The mode for one layer: under "auto", a storage the scheduler recorded
+    in the op's options ("dense" or "sparse") wins over the cost model."""
+    if mode == "auto":
+        return {"dense": "never", "sparse": "always"}.get(options.get("storage", ""), mode)
+    return mode
+
+
 def choose_conv(weights: np.ndarray, mode: str) -> ConvChoice:
     """Dense or sparse for an OHWI int8 conv filter under compile mode ``mode``."""
     o, kh, kw, c = weights.shape

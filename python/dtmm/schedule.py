@@ -1,0 +1,550 @@
+"""dtmm.schedule: per-layer pruning ratios under flash, SRAM and accuracy budgets.
+
+The problem: choose, for every CONV_2D layer, a fraction of filterlets to
+prune (and, for layers whose output feeds only convolutions, a fraction of
+whole filters, which the compiler removes physically) so that predicted
+Cortex-M55 instructions are minimal while the compiled blob fits ``flash``,
+the arena fits ``sram`` and accuracy drops by at most ``max_accuracy_drop``.
+
+How:
+
+1. The calibration inputs are split in two: one half fits the pruning
+   (activation statistics, least-squares refit: :mod:`dtmm.calibrated`), the
+   other measures it (held apart from the fit).
+2. Sensitivity: every option of every layer is applied alone and its loss
+   increase measured with the bit-exact runtime (cross-entropy with labels,
+   else KL divergence from the dense model's outputs).
+3. Costs of each option: instructions from the fitted latency model
+   (:mod:`dtmm.latency`), weight bytes, activation bytes.
+4. Search over the additive model. ``method="dp"`` (dtmm's): Lagrangian
+   relaxation of the flash and SRAM budgets and an exact dynamic program over
+   the discretised loss budget, optimal for the additive model.
+   ``method="anneal"``: simulated annealing over per-layer ratios with
+   penalties, the approach of the DTMM paper, kept for comparison.
+5. The loss budget is then bisected on real measurements: each candidate is
+   pruned jointly, compiled (exact blob bytes and arena) and evaluated; the
+   fastest one within every budget wins.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import latency, prune
+from .compiler import compile as compile_model
+from .ir import Model, Op
+from .memory import plan_memory
+from .runtime import Runtime
+
+FILTERLET_RATIOS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+FILTER_RATIOS = (0.25, 0.5)
+
+
+class BudgetError(ValueError):
+    """A budget cannot be met; the message says which and by how much."""
+
+
+@dataclass(frozen=True)
+class Option:
+    filterlets: float = 0.0  # fraction of the layer's filterlets pruned
+    filters: float = 0.0  # fraction of its whole filters pruned
+    storage: str = "dense"  # "dense" (zeros kept) or "sparse" (FWCS)
+
+
+@dataclass
+class _Cost:
+    instructions: float
+    weight_bytes: float
+    activation_bytes: float
+    loss: float = 0.0
+
+
+@dataclass
+class LayerReport:
+    name: str
+    filterlets: float
+    filters: float
+    kernel: str
+    instructions: float
+
+
+@dataclass
+class ScheduleReport:
+    method: str
+    layers: list[LayerReport]
+    blob_bytes: int
+    arena_bytes: int
+    instructions: float  # predicted Cortex-M55 instructions (not cycles)
+    accuracy: float
+    dense_blob_bytes: int
+    dense_arena_bytes: int
+    dense_instructions: float
+    dense_accuracy: float
+    metric: str  # "accuracy" (labels) or "top-1 agreement with the dense model"
+    seconds: float
+    budgets: dict[str, float | None] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        lines = [
+            f"dtmm.schedule ({self.method}): {self.metric} {self.accuracy:.2%} "
+            f"(dense {self.dense_accuracy:.2%}), blob {self.blob_bytes:,} B "
+            f"(dense {self.dense_blob_bytes:,}), arena {self.arena_bytes:,} B "
+            f"(dense {self.dense_arena_bytes:,}), predicted M55 instructions "
+            f"{self.instructions:,.0f} (dense {self.dense_instructions:,.0f}) "
+            f"in {self.seconds:.0f} s",
+            f"  {'layer':<44}{'filterlets':>11}{'filters':>9}  {'kernel':<18}{'instr.':>12}",
+        ]
+        for r in self.layers:
+            lines.append(
+                f"  {r.name[-44:]:<44}{r.filterlets:>11.0%}{r.filters:>9.0%}  "
+                f"{r.kernel:<18}{r.instructions:>12,.0f}"
+            )
+        return "\n".join(lines)
+
+
+@dataclass
+class ScheduleResult:
+    model: Model
+    report: ScheduleReport
+
+
+def _say(progress: bool | Callable[[str], None]) -> Callable[[str], None]:
+    if callable(progress):
+        return progress
+    if progress:
+        return lambda msg: print(f"dtmm.schedule: {msg}", file=sys.stderr, flush=True)
+    return lambda msg: None
+
+
+# ---- the model side: layers, options, applying them, measuring them
+
+
+def _free_output(model: Model, op: Op) -> bool:
+    """Whether the op's output feeds only convolutions (so whole filters can go)."""
+    y = op.outputs[0]
+    users = model.consumers(y)
+    return bool(users) and y not in model.outputs and all(u.type == "CONV_2D" for u in users)
+
+
+def _layers(model: Model) -> list[Op]:
+    return [
+        op for op in model.ops if op.type == "CONV_2D" and model.tensors[op.inputs[1]].is_constant
+    ]
+
+
+def _options(model: Model, op: Op) -> list[Option]:
+    opts = [Option(r, 0.0) for r in FILTERLET_RATIOS]
+    opts += [Option(r, 0.0, "sparse") for r in FILTERLET_RATIOS if r > 0]
+    w = model.tensors[op.inputs[1]]
+    if _free_output(model, op) and w.shape[1:3] != (1, 1):  # a 1x1 filterlet is a filter
+        opts += [Option(0.0, f) for f in FILTER_RATIOS]
+    return opts
+
+
+def apply_options(
+    model: Model, choice: dict[str, Option], fit_inputs: np.ndarray | None, criterion: str
+) -> Model:
+    """Prune ``model`` as ``choice`` says: whole filters first (their bias
+    zeroed, so that the compiler can remove them exactly), then filterlets."""
+    filters = {k: o.filters for k, o in choice.items() if o.filters > 0}
+    out = prune.filters(model, filters) if filters else model.copy()
+    for name in filters:
+        op = next(o for o in out.ops if o.name == name)
+        w = out.tensors[op.inputs[1]].data
+        dead = ~(w != 0).reshape(len(w), -1).any(axis=1)
+        if len(op.inputs) > 2 and op.inputs[2] is not None:
+            b = out.tensors[op.inputs[2]]
+            b.data = np.where(dead, 0, b.data).astype(np.int32)
+    filterlets = {k: o.filterlets for k, o in choice.items() if o.filterlets > 0}
+    if filterlets:
+        if criterion == "activation":
+            out = prune.filterlets(out, filterlets, criterion="activation", calibration=fit_inputs)
+        else:
+            out = prune.filterlets(out, filterlets, criterion=criterion)
+    for op in out.ops:  # the storage the costs assumed; dtmm.compile's "auto" keeps it
+        if op.name in choice:
+            op.options["storage"] = choice[op.name].storage
+    return out
+
+
+class _Evaluator:
+    """Runs candidate models on the held-apart inputs with the bit-exact runtime."""
+
+    def __init__(self, model: Model, x: np.ndarray, labels: np.ndarray | None) -> None:
+        self.x = x
+        self.labels = labels
+        self.out_t = model.tensors[model.outputs[0]]
+        self.dense = self.probabilities(model)
+
+    def probabilities(self, model: Model) -> np.ndarray:
+        out = Runtime(compile_model(model, sparse="never")).run(self.x)
+        out = out[0] if isinstance(out, list) else out
+        t = self.out_t
+        real = out.astype(np.float64).reshape(len(self.x), -1)
+        if t.dtype == np.int8:
+            real = (real - float(t.zero_point[0])) * float(t.scale[0])
+        if np.all(real >= -1e-6) and np.allclose(real.sum(axis=1), 1.0, atol=0.05):
+            return np.clip(real, 1e-4, 1.0)  # already probabilities (a softmax output)
+        e = np.exp(real - real.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def loss(self, p: np.ndarray) -> float:
+        if self.labels is not None:
+            return float(-np.log(p[np.arange(len(p)), self.labels]).mean())
+        return float((self.dense * np.log(self.dense / p)).sum(axis=1).mean())
+
+    def score(self, p: np.ndarray) -> float:
+        """Accuracy with labels, else top-1 agreement with the dense model."""
+        ref = self.labels if self.labels is not None else self.dense.argmax(axis=1)
+        return float((p.argmax(axis=1) == ref).mean())
+
+
+# ---- costs
+
+
+def _layer_cost(model: Model, op: Op, opt: Option, lm: latency.LatencyModel) -> _Cost:
+    """Instructions and bytes of a layer under an option, plus what filter
+    removal saves in its consumers (their input channels go too)."""
+    w = model.tensors[op.inputs[1]]
+    o, kh, kw, c = w.shape
+    y = model.tensors[op.outputs[0]]
+    kept_filters = o - int(round(opt.filters * o))
+    kept = int(round((1 - opt.filterlets) * kept_filters * kh * kw))
+    base = latency.layer_shape(model, op, "never")
+    one = (kh, kw) == (1, 1)
+    if opt.storage == "sparse":
+        kind = "CONV_2D_FWCS_1x1" if one else "CONV_2D_FWCS"
+        wbytes = kept * c + -(-(kept_filters * kh * kw) // 8)
+    else:
+        kind = "CONV_2D_1x1" if one else "CONV_2D"
+        wbytes = kept_filters * kh * kw * c
+    shape = latency.LayerShape(
+        kind, base.in_elements, base.out_h, base.out_w, c, kept_filters, kh, kw, kept
+    )
+    instr = lm.predict_layer(shape)
+    wbytes += 4 * kept_filters  # bias / folded bias
+    act = float(np.prod(y.shape[:-1])) * kept_filters
+    if opt.filters > 0:
+        for cons in model.consumers(op.outputs[0]):
+            cs = latency.layer_shape(model, cons, "never")
+            cw = model.tensors[cons.inputs[1]]
+            narrow = latency.LayerShape(
+                cs.kind,
+                cs.in_elements * kept_filters // o,
+                cs.out_h,
+                cs.out_w,
+                kept_filters,
+                cs.c_out,
+                cs.kh,
+                cs.kw,
+                cs.kept,
+            )
+            instr += lm.predict_layer(narrow) - lm.predict_layer(cs)
+            wbytes -= cw.shape[0] * cw.shape[1] * cw.shape[2] * (o - kept_filters)
+    return _Cost(instr, wbytes, act)
+
+
+# ---- search over the additive model
+
+
+@dataclass
+class _Table:
+    names: list[str]
+    options: list[list[Option]]
+    costs: list[list[_Cost]]
+
+    def totals(self, pick: list[int]) -> tuple[float, float, float, float]:
+        cs = [self.costs[i][j] for i, j in enumerate(pick)]
+        return (
+            sum(c.instructions for c in cs),
+            sum(c.weight_bytes for c in cs),
+            sum(c.activation_bytes for c in cs),
+            sum(c.loss for c in cs),
+        )
+
+
+def search_dp(
+    table: _Table, loss_budget: float, bytes_budget: float, act_weight: float = 0.0, bins: int = 400
+) -> list[int] | None:
+    """Minimal instructions with total loss <= loss_budget and weight bytes <=
+    bytes_budget: Lagrangian on bytes (bisection on lambda), exact DP on loss."""
+
+    def solve(lam: float) -> list[int] | None:
+        step = max(loss_budget, 1e-9) / bins
+        inf = math.inf
+        best = np.full(bins + 1, inf)
+        best[0] = 0.0
+        back: list[np.ndarray] = []
+        for costs in table.costs:
+            new = np.full(bins + 1, inf)
+            arg = np.full(bins + 1, -1, np.int64)
+            for j, c in enumerate(costs):
+                q = int(math.ceil(max(c.loss, 0.0) / step - 1e-9))
+                if q > bins:
+                    continue
+                value = c.instructions + lam * c.weight_bytes + act_weight * c.activation_bytes
+                cand = np.full(bins + 1, inf)
+                cand[q:] = best[: bins + 1 - q] + value
+                better = cand < new
+                new[better] = cand[better]
+                arg[better] = j
+            back.append(arg)
+            best = new
+        end = int(np.argmin(best))
+        if not np.isfinite(best[end]):
+            return None
+        pick = []
+        for i in range(len(table.costs) - 1, -1, -1):
+            j = int(back[i][end])
+            pick.append(j)
+            q = int(math.ceil(max(table.costs[i][j].loss, 0.0) / step - 1e-9))
+            end -= q
+        return pick[::-1]
+
+    pick = solve(0.0)
+    if pick is None or table.totals(pick)[1] <= bytes_budget:
+        return pick
+    lo, hi = 0.0, 1.0
+    while True:  # find a lambda that makes bytes fit
+        pick = solve(hi)
+        if pick is None:
+            return None
+        if table.totals(pick)[1] <= bytes_budget:
+            break
+        lo, hi = hi, hi * 4
+        if hi > 1e12:
+            return None
+    best = pick
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        pick = solve(mid)
+        if pick is not None and table.totals(pick)[1] <= bytes_budget:
+            best, hi = pick, mid
+        else:
+            lo = mid
+    return best
+
+
+def search_anneal(
+    table: _Table,
+    loss_budget: float,
+    bytes_budget: float,
+    seed: int = 0,
+    steps: int = 20000,
+    act_weight: float = 0.0,
+) -> list[int] | None:
+    """Simulated annealing over per-layer options with penalty terms (the DTMM
+    paper's search), for comparison with :func:`search_dp`."""
+    rng = np.random.default_rng(seed)
+    dense_instr = table.totals([0] * len(table.names))[0]
+
+    def energy(pick: list[int]) -> tuple[float, bool]:
+        instr, wbytes, act, loss = table.totals(pick)
+        over = max(0.0, loss - loss_budget) / max(loss_budget, 1e-9)
+        over += max(0.0, wbytes - bytes_budget) / max(bytes_budget, 1.0)
+        return instr + act_weight * act + 10 * dense_instr * over, over == 0.0
+
+    pick = [0] * len(table.names)
+    e, ok = energy(pick)
+    best, best_e = (list(pick), e) if ok else (None, math.inf)
+    t0 = 0.1 * dense_instr
+    for k in range(steps):
+        t = t0 * (1 - k / steps) + 1e-9
+        i = int(rng.integers(len(pick)))
+        cand = list(pick)
+        cand[i] = int(np.clip(cand[i] + rng.choice((-2, -1, 1, 2)), 0, len(table.options[i]) - 1))
+        ce, cok = energy(cand)
+        if ce <= e or rng.random() < math.exp(-(ce - e) / t):
+            pick, e = cand, ce
+            if cok and ce < best_e:
+                best, best_e = list(cand), ce
+    return best
+
+
+# ---- the driver
+
+
+def schedule(
+    model: Model,
+    flash: int | None = None,
+    sram: int | None = None,
+    calibration: tuple[np.ndarray, np.ndarray | None] | np.ndarray | None = None,
+    max_accuracy_drop: float = 0.01,
+    seed: int = 0,
+    method: str = "dp",
+    criterion: str = "activation",
+    progress: bool | Callable[[str], None] = True,
+) -> ScheduleResult:
+    """Prune ``model`` for the fastest predicted Cortex-M55 inference within
+    ``flash`` bytes of blob, ``sram`` bytes of arena and ``max_accuracy_drop``
+    (a fraction: 0.01 = one point) on held-apart calibration data.
+
+    ``calibration`` is ``(inputs, labels)``, or ``(inputs, None)`` / inputs
+    alone to keep the outputs close to the dense model's (top-1 agreement).
+    ``criterion`` is "activation" (calibrated, with reconstruction) or "l2".
+    Raises :class:`BudgetError` when a budget cannot be met, naming it and
+    the shortfall.
+    """
+    if method not in ("dp", "anneal"):
+        raise ValueError(f"method must be 'dp' or 'anneal', got {method!r}")
+    if not 0.0 <= max_accuracy_drop <= 1.0:
+        raise ValueError(f"max_accuracy_drop is a fraction in [0, 1], got {max_accuracy_drop}")
+    if calibration is None:
+        raise ValueError("schedule needs calibration=(inputs, labels) or (inputs, None)")
+    x, labels = calibration if isinstance(calibration, tuple) else (calibration, None)
+    x = np.asarray(x)
+    if len(x) < 4:
+        raise ValueError(f"calibration has {len(x)} samples; schedule needs at least 4")
+    if labels is not None and len(labels) != len(x):
+        raise ValueError(f"calibration has {len(x)} inputs but {len(labels)} labels")
+    say = _say(progress)
+    start = time.time()
+
+    order = np.random.default_rng(seed).permutation(len(x))
+    fit_idx, val_idx = np.sort(order[: len(x) // 2]), np.sort(order[len(x) // 2 :])
+    fit_x = x[fit_idx]
+    evaluator = _Evaluator(
+        model, x[val_idx], None if labels is None else np.asarray(labels)[val_idx]
+    )
+    dense_blob = compile_model(model)
+    dense_arena = plan_memory(model).arena_size
+    dense_score = evaluator.score(evaluator.dense)
+    dense_loss = evaluator.loss(evaluator.dense)
+    lm = latency.load()
+    dense_instr = sum(r.instructions for r in latency.predict(model))
+
+    layers = _layers(model)
+    table = _Table([op.name for op in layers], [], [])
+    done = 0
+    total = sum(len({(o.filterlets, o.filters) for o in _options(model, op)}) - 1 for op in layers)
+    for op in layers:
+        opts = _options(model, op)
+        costs = []
+        measured: dict[tuple[float, float], float] = {(0.0, 0.0): 0.0}
+        for opt in opts:
+            cost = _layer_cost(model, op, opt, lm)
+            key = (opt.filterlets, opt.filters)
+            if key not in measured:  # the storage does not change the outputs
+                done += 1
+                say(f"sensitivity {done}/{total}: {op.name[-40:]} {key}")
+                pruned = apply_options(model, {op.name: opt}, fit_x, criterion)
+                loss = evaluator.loss(evaluator.probabilities(pruned)) - dense_loss
+                measured[key] = max(loss, 0.0)
+            cost.loss = measured[key]
+            costs.append(cost)
+        table.options.append(opts)
+        table.costs.append(costs)
+
+    base_bytes = len(dense_blob) - sum(c[0].weight_bytes for c in table.costs)
+    flash_budget = math.inf if flash is None else flash - base_bytes
+    # Filterlet pruning leaves the arena alone; only removing filters shrinks
+    # activations. When the dense arena is over budget, weigh activation bytes.
+    act_weight = 0.0
+    if sram is not None and dense_arena > sram:
+        act_weight = 10.0 * dense_instr / dense_arena
+
+    def search(loss_budget: float, bytes_budget: float) -> list[int] | None:
+        if method == "dp":
+            return search_dp(table, loss_budget, bytes_budget, act_weight)
+        return search_anneal(table, loss_budget, bytes_budget, seed, act_weight=act_weight)
+
+    def realise(pick: list[int]) -> tuple[Model, bytes, int, float, float]:
+        choice = {table.names[i]: table.options[i][j] for i, j in enumerate(pick) if j}
+        pruned = apply_options(model, choice, fit_x, criterion)
+        blob = compile_model(pruned)
+        arena = plan_memory(pruned).arena_size
+        instr = sum(r.instructions for r in latency.predict(pruned))
+        return pruned, blob, arena, instr, evaluator.score(evaluator.probabilities(pruned))
+
+    # the most any loss budget could buy: is flash/SRAM reachable at all?
+    max_loss = sum(max(c.loss for c in costs) for costs in table.costs) + 1.0
+    best = None
+    closest: tuple[int, float, int] | None = None  # the most accurate fit, for the error
+    lo, hi = 0.0, max_loss
+    limit_flash, limit_sram = flash, sram
+    for it in range(10):
+        budget = hi if it == 0 else (lo + hi) / 2
+        pick = search(budget, flash_budget)
+        if pick is None:
+            lo = budget
+            continue
+        pruned, blob, arena, instr, score = realise(pick)
+        fits = (limit_flash is None or len(blob) <= limit_flash) and (
+            limit_sram is None or arena <= limit_sram
+        )
+        accurate = dense_score - score <= max_accuracy_drop + 1e-12
+        say(
+            f"loss budget {budget:.4f}: blob {len(blob):,} B, arena {arena:,} B, "
+            f"{score:.2%}, {instr:,.0f} instr."
+        )
+        if it == 0 and not fits:
+            what = []
+            if limit_flash is not None and len(blob) > limit_flash:
+                what.append(
+                    f"flash: the smallest blob found is {len(blob):,} B, "
+                    f"{len(blob) - limit_flash:,} B over the {limit_flash:,} B budget"
+                )
+            if limit_sram is not None and arena > limit_sram:
+                what.append(
+                    f"SRAM: the smallest arena found is {arena:,} B, "
+                    f"{arena - limit_sram:,} B over the {limit_sram:,} B budget"
+                )
+            raise BudgetError(
+                "; ".join(what) + " (with every layer pruned as far as the scheduler goes)"
+            )
+        if fits and (closest is None or score > closest[1]):
+            closest = (len(blob), score, arena)
+        if fits and accurate:
+            if best is None or instr < best[3]:
+                best = (pruned, blob, arena, instr, score, pick)
+            lo = budget
+        else:
+            if fits is False and limit_flash is not None and len(blob) > limit_flash:
+                flash_budget -= len(blob) - limit_flash  # the estimate was short: tighten
+            hi = budget
+    if best is None:
+        found = (
+            f"the most accurate schedule that fits drops {dense_score - closest[1]:.2%} "
+            f"({closest[0]:,} B blob, {closest[2]:,} B arena)"
+            if closest
+            else "none fits"
+        )
+        raise BudgetError(
+            f"accuracy: no schedule meets flash={flash}, sram={sram} within "
+            f"max_accuracy_drop={max_accuracy_drop:.2%}; {found}"
+        )
+    pruned, blob, arena, instr, score, pick = best
+    predicted = {r.name: r for r in latency.predict(pruned)}
+    rows = [
+        LayerReport(
+            name,
+            table.options[i][pick[i]].filterlets,
+            table.options[i][pick[i]].filters,
+            predicted[name].kind if name in predicted else "-",
+            predicted[name].instructions if name in predicted else 0.0,
+        )
+        for i, name in enumerate(table.names)
+    ]
+    report = ScheduleReport(
+        method,
+        rows,
+        len(blob),
+        arena,
+        instr,
+        score,
+        len(dense_blob),
+        dense_arena,
+        dense_instr,
+        dense_score,
+        "accuracy" if labels is not None else "top-1 agreement with the dense model",
+        time.time() - start,
+        {"flash": flash, "sram": sram, "max_accuracy_drop": max_accuracy_drop},
+    )
+    say(f"done in {report.seconds:.0f} s")
+    return ScheduleResult(pruned, report)
