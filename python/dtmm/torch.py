@@ -1,0 +1,242 @@
+"""Training-time pruning for PyTorch models (``pip install 'dtmm[torch]'``).
+
+:class:`Pruner` wraps an ``nn.Module`` and prunes it from inside the user's
+own training loop::
+
+    pruner = dtmm.torch.Pruner(model, filterlets=0.5, filters={"conv2": 0.25},
+                               blocks=0.5, start=0, end=2000, every=100)
+    for step, (x, y) in enumerate(loader):
+        loss = criterion(model(x), y)
+        optimizer.zero_grad(); loss.backward()
+        pruner.accumulate()          # first-order Taylor importance |w * dL/dw|
+        optimizer.step()
+        pruner.step()                # masks on the gradual schedule; pruned weights stay 0
+    pruner.export_onnx("model.onnx", example_input)   # then dtmm.load(..., calibration=)
+
+Units: a Conv2d *filterlet* is ``weight[o, :, ky, kx]`` (all input channels of
+one filter at one kernel position, the OIHW layout of PyTorch), a *filter* is
+``weight[o]``, a Linear *block* is ``block`` consecutive input weights of one
+output unit. 1x1 convs have one filterlet per filter, so filterlet pruning is
+filter pruning there. Sparsity ramps from 0 at ``start`` to its final value at
+``end`` along the cubic schedule of Zhu & Gupta (2017); masks only grow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+try:
+    import torch
+    from torch import nn
+except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError("dtmm.torch needs PyTorch: pip install 'dtmm[torch]'") from e
+
+Ratio = float | Mapping[str, float]
+
+
+@dataclass
+class _Layer:
+    name: str
+    module: nn.Module
+    kind: str  # "conv" or "linear"
+    mask: torch.Tensor  # same shape as the weight, 1 = kept
+    score: torch.Tensor  # per weight, accumulated |w * grad|
+
+
+def _ratio(value: Ratio, name: str) -> float:
+    r = value.get(name, 0.0) if isinstance(value, Mapping) else value
+    if not 0.0 <= float(r) <= 1.0:
+        raise ValueError(f"pruning ratio for '{name}' must be in [0, 1], got {r}")
+    return float(r)
+
+
+class Pruner:
+    """Gradual filterlet / filter / block pruning with Taylor importance."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        filterlets: Ratio = 0.0,
+        filters: Ratio = 0.0,
+        blocks: Ratio = 0.0,
+        block: int = 16,
+        start: int = 0,
+        end: int = 1000,
+        every: int = 100,
+        weights: Ratio = 0.0,
+    ) -> None:
+        """``filterlets``, ``filters``, ``blocks`` and ``weights`` (the
+        unstructured baseline) are final fractions pruned per layer: one
+        number for all Conv2d (Linear, for blocks) layers or a dict from module
+        name to fraction. Masks are updated every ``every`` steps between
+        ``start`` and ``end``."""
+        if end < start or every < 1:
+            raise ValueError(f"need start <= end and every >= 1 (got {start}, {end}, {every})")
+        if block < 1:
+            raise ValueError(f"block must be >= 1, got {block}")
+        self.model = model
+        self.block = block
+        self.start, self.end, self.every = start, end, every
+        self.targets: dict[str, dict[str, float]] = {}
+        self.layers: list[_Layer] = []
+        names = dict(model.named_modules())
+        for ratios in (filterlets, filters, blocks, weights):
+            if isinstance(ratios, Mapping):
+                unknown = sorted(set(ratios) - set(names))
+                if unknown:
+                    raise KeyError(f"no module named {unknown[0]!r} in the model")
+        for name, m in model.named_modules():
+            if isinstance(m, nn.Conv2d) and m.groups == 1:
+                kind = "conv"
+                t = {
+                    "filterlets": _ratio(filterlets, name),
+                    "filters": _ratio(filters, name),
+                    "weights": _ratio(weights, name),
+                }
+            elif isinstance(m, nn.Linear):
+                kind = "linear"
+                t = {"blocks": _ratio(blocks, name), "weights": _ratio(weights, name)}
+            else:
+                continue
+            if not any(t.values()):
+                continue
+            w = m.weight
+            layer = _Layer(name, m, kind, torch.ones_like(w), torch.zeros_like(w))
+            w.register_hook(lambda g, layer=layer: g * layer.mask)  # pruned weights get no update
+            self.layers.append(layer)
+            self.targets[name] = t
+        self.steps = 0
+
+    # ---- schedule
+
+    def fraction(self, step: int | None = None) -> float:
+        """How far along the cubic schedule ``step`` is (0 before start, 1 at end)."""
+        step = self.steps if step is None else step
+        if step < self.start:
+            return 0.0
+        if step >= self.end or self.end == self.start:
+            return 1.0
+        return 1.0 - (1.0 - (step - self.start) / (self.end - self.start)) ** 3
+
+    # ---- training-loop hooks
+
+    @torch.no_grad()
+    def accumulate(self) -> None:
+        """Add this batch's first-order Taylor importance (call after backward)."""
+        for layer in self.layers:
+            g = layer.module.weight.grad
+            if g is not None:
+                layer.score += (layer.module.weight * g).abs()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """Advance one step: update the masks on schedule and re-apply them."""
+        on_schedule = (self.steps - self.start) % self.every == 0 or self.steps == self.end
+        if self.start <= self.steps <= self.end and on_schedule:
+            self.update_masks(self.fraction())
+        self.apply_masks()
+        self.steps += 1
+
+    @torch.no_grad()
+    def apply_masks(self) -> None:
+        for layer in self.layers:
+            layer.module.weight.mul_(layer.mask)
+
+    @torch.no_grad()
+    def update_masks(self, progress: float) -> None:
+        """Prune each layer to ``progress`` times its targets, lowest
+        importance first (pruned units score 0, so masks only grow)."""
+        for layer in self.layers:
+            t = self.targets[layer.name]
+            score = layer.score * layer.mask
+            if not score.any():  # no gradients seen yet: fall back to magnitude
+                score = layer.module.weight.abs() * layer.mask
+            if layer.kind == "conv":
+                o = score.shape[0]
+                if t["filters"]:
+                    per_filter = score.sum(dim=(1, 2, 3))
+                    self._prune_units(layer, per_filter, t["filters"] * progress, (o, 1, 1, 1))
+                if t["filterlets"]:
+                    per_fl = (score * layer.mask).sum(dim=1)  # [O, KH, KW]
+                    self._prune_units(
+                        layer,
+                        per_fl,
+                        t["filterlets"] * progress,
+                        (o, 1, score.shape[2], score.shape[3]),
+                    )
+            elif t.get("blocks"):
+                units, depth = score.shape
+                per_row = -(-depth // self.block)
+                padded = torch.zeros(units, per_row * self.block, dtype=score.dtype)
+                padded[:, :depth] = score * layer.mask
+                per_block = padded.reshape(units, per_row, self.block).sum(dim=2)
+                keep = self._keep(
+                    per_block, t["blocks"] * progress, layer_mask_blocks(layer, self.block)
+                )
+                layer.mask *= keep.repeat_interleave(self.block, dim=1)[:, :depth]
+            if t.get("weights"):
+                keep = self._keep(score * layer.mask, t["weights"] * progress, layer.mask > 0)
+                layer.mask *= keep
+
+    def _prune_units(self, layer: _Layer, scores: torch.Tensor, frac: float, shape) -> None:
+        alive = (layer.mask.reshape(shape[0], -1, *scores.shape[1:]).amax(dim=1) > 0).reshape(
+            scores.shape
+        )
+        keep = self._keep(scores, frac, alive)
+        layer.mask *= keep.reshape(shape).to(layer.mask.dtype)
+
+    @staticmethod
+    def _keep(scores: torch.Tensor, frac: float, alive: torch.Tensor) -> torch.Tensor:
+        """Keep-mask pruning round(frac * n) units, already-dead ones first."""
+        n = int(round(frac * scores.numel()))
+        flat = torch.where(
+            alive.reshape(-1), scores.reshape(-1), torch.full_like(scores.reshape(-1), -1.0)
+        )
+        keep = torch.ones(scores.numel(), dtype=torch.float32)
+        if n > 0:
+            keep[torch.argsort(flat, stable=True)[:n]] = 0.0
+        return keep.reshape(scores.shape)
+
+    # ---- results
+
+    def sparsity(self) -> dict[str, float]:
+        """Fraction of exactly-zero weights per pruned layer."""
+        return {
+            layer.name: float((layer.module.weight == 0).float().mean()) for layer in self.layers
+        }
+
+    def export_onnx(self, path: str, example_input: torch.Tensor, **kwargs: Any) -> None:
+        """Apply the masks and export the model (eval mode) to ONNX for dtmm.load."""
+        self.apply_masks()
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            torch.onnx.export(
+                self.model,
+                (example_input,),
+                path,
+                dynamo=False,
+                opset_version=kwargs.pop("opset_version", 17),
+                input_names=["input"],
+                output_names=["output"],
+                **kwargs,
+            )
+        finally:
+            self.model.train(was_training)
+
+
+def layer_mask_blocks(layer: _Layer, block: int) -> torch.Tensor:
+    """Which FC blocks of a layer still have a kept weight."""
+    units, depth = layer.mask.shape
+    per_row = -(-depth // block)
+    padded = torch.zeros(units, per_row * block)
+    padded[:, :depth] = layer.mask
+    return padded.reshape(units, per_row, block).amax(dim=2) > 0
+
+
+def conv_layer_names(model: nn.Module) -> list[str]:
+    """Names of the Conv2d (groups=1) modules in definition order, the order in
+    which they appear as CONV_2D ops of the exported, imported model."""
+    return [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and m.groups == 1]

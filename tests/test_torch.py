@@ -1,0 +1,106 @@
+"""dtmm.torch: gradual Taylor pruning in a training loop, export, import."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="dtmm.torch needs PyTorch (pip install .[torch])")
+pytest.importorskip("onnxruntime", reason="importing the exported float model needs onnxruntime")
+from torch import nn  # noqa: E402
+
+import dtmm  # noqa: E402
+from dtmm.torch import Pruner  # noqa: E402
+
+
+def _net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, 1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(16 * 6 * 6, 10),
+    )
+
+
+def _train(model: nn.Module, pruner: Pruner, steps: int) -> None:
+    rng = torch.Generator().manual_seed(1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3)
+    for _ in range(steps):
+        x = torch.randn(16, 1, 12, 12, generator=rng)
+        y = (x[:, 0, 3:9, 3:9].mean(dim=(1, 2)) > 0).long() * 3
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        pruner.accumulate()
+        opt.step()
+        pruner.step()
+
+
+def test_gradual_pruning_reaches_exact_ratios_and_keeps_zeros():
+    model = _net()
+    pruner = Pruner(
+        model, filterlets={"2": 0.5}, filters={"0": 0.25}, blocks=0.5, block=16, end=30, every=5
+    )
+    _train(model, pruner, 40)  # momentum and weight decay keep pushing pruned weights
+    w0, w2, w4 = model[0].weight, model[2].weight, model[4].weight
+    assert int((w0.abs().sum(dim=(1, 2, 3)) == 0).sum()) == 2  # 25% of 8 filters
+    assert int((w2.abs().sum(dim=1) == 0).sum()) == round(0.5 * 16 * 9)  # filterlets [O,KH,KW]
+    assert torch.count_nonzero(w4) == w4.numel()  # not listed: untouched
+    fc = model[7].weight.detach().reshape(10, -1, 16)
+    assert int((fc.abs().sum(dim=2) == 0).sum()) == round(0.5 * 10 * fc.shape[1])
+    assert pruner.sparsity()["2"] == pytest.approx(0.5)
+
+
+def test_cubic_schedule():
+    p = Pruner(_net(), filterlets=0.5, start=10, end=110, every=10)
+    values = [p.fraction(s) for s in range(0, 130, 5)]
+    assert values[0] == 0.0 and p.fraction(110) == 1.0 and p.fraction(200) == 1.0
+    assert values == sorted(values)
+    assert p.fraction(60) == pytest.approx(1 - 0.5**3)
+
+
+def test_taylor_scores_accumulate_weight_times_gradient():
+    model = _net()
+    pruner = Pruner(model, filterlets=0.5, end=1000)
+    x = torch.randn(4, 1, 12, 12)
+    model(x).sum().backward()
+    pruner.accumulate()
+    w = model[2].weight
+    layer = next(la for la in pruner.layers if la.name == "2")
+    torch.testing.assert_close(layer.score, (w * w.grad).abs())
+
+
+def test_unknown_module_and_bad_ratio():
+    with pytest.raises(KeyError, match="conv9"):
+        Pruner(_net(), filterlets={"conv9": 0.5})
+    with pytest.raises(ValueError, match="1.5"):
+        Pruner(_net(), filterlets=1.5)
+
+
+def test_export_import_keeps_the_sparsity_and_the_function(tmp_path):
+    model = _net()
+    pruner = Pruner(model, filterlets=0.5, blocks=0.5, end=20, every=5)
+    _train(model, pruner, 25)
+    path = str(tmp_path / "net.onnx")
+    x = torch.randn(64, 1, 12, 12, generator=torch.Generator().manual_seed(5))
+    pruner.export_onnx(path, x[:1])
+    imported = dtmm.load(path, calibration=x[:48].numpy())
+    convs = [op for op in imported.ops if op.type == "CONV_2D"]
+    torch_convs = [model[0], model[2], model[4]]
+    for op, m in zip(convs, torch_convs):
+        w = imported.tensors[op.inputs[1]].data  # OHWI
+        torch_zero = (m.weight.detach().abs().sum(dim=1) == 0).numpy()  # [O, KH, KW]
+        np.testing.assert_array_equal(~(w != 0).any(axis=3), torch_zero)
+    blob = dtmm.compile(imported)
+    assert any(r.storage not in ("dense", "-") for r in dtmm.inspect(blob).layers)
+    with torch.no_grad():
+        ref = model.eval()(x[48:]).numpy()
+    ours = dtmm.Runtime(blob).run(x[48:].numpy().transpose(0, 2, 3, 1))
+    ours = ours[0] if isinstance(ours, list) else ours
+    assert np.abs(ours - ref).max() < 0.1 * np.abs(ref).max()  # int8 vs float
+    assert (ours.argmax(1) == ref.argmax(1)).mean() >= 0.8
