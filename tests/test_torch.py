@@ -48,7 +48,9 @@ def test_gradual_pruning_reaches_exact_ratios_and_keeps_zeros():
     )
     _train(model, pruner, 40)  # momentum and weight decay keep pushing pruned weights
     w0, w2, w4 = model[0].weight, model[2].weight, model[4].weight
-    assert int((w0.abs().sum(dim=(1, 2, 3)) == 0).sum()) == 2  # 25% of 8 filters
+    dead = w0.abs().sum(dim=(1, 2, 3)) == 0
+    assert int(dead.sum()) == 2  # 25% of 8 filters, their bias held at zero too
+    assert torch.all(model[0].bias[dead] == 0)
     assert int((w2.abs().sum(dim=1) == 0).sum()) == round(0.5 * 16 * 9)  # filterlets [O,KH,KW]
     assert torch.count_nonzero(w4) == w4.numel()  # not listed: untouched
     fc = model[7].weight.detach().reshape(10, -1, 16)

@@ -370,6 +370,37 @@ def search_anneal(
 # ---- the driver
 
 
+def _check_reachable(model: Model, table: _Table, flash: int | None, sram: int | None) -> None:
+    """Fail fast when even the most pruned schedule misses flash or SRAM."""
+    if flash is None and sram is None:
+        return
+    smallest = {
+        name: min(opts, key=lambda o, i=i: table.costs[i][opts.index(o)].weight_bytes)
+        for i, (name, opts) in enumerate(zip(table.names, table.options))
+    }
+    narrowest = {
+        name: max(opts, key=lambda o: o.filters) for name, opts in zip(table.names, table.options)
+    }
+    what = []
+    if flash is not None:
+        size = len(compile_model(apply_options(model, smallest, None, "l2")))
+        if size > flash:
+            what.append(
+                f"flash: the smallest blob the scheduler can reach is {size:,} B, "
+                f"{size - flash:,} B over the {flash:,} B budget"
+            )
+    if sram is not None:
+        arena = plan_memory(apply_options(model, narrowest, None, "l2")).arena_size
+        if arena > sram:
+            what.append(
+                f"SRAM: the smallest arena the scheduler can reach is {arena:,} B, "
+                f"{arena - sram:,} B over the {sram:,} B budget (filterlet pruning does not "
+                "shrink activations; only filters feeding convolutions can go)"
+            )
+    if what:
+        raise BudgetError("; ".join(what))
+
+
 def schedule(
     model: Model,
     flash: int | None = None,
@@ -379,6 +410,7 @@ def schedule(
     seed: int = 0,
     method: str = "dp",
     criterion: str = "activation",
+    objective: str = "latency",
     progress: bool | Callable[[str], None] = True,
 ) -> ScheduleResult:
     """Prune ``model`` for the fastest predicted Cortex-M55 inference within
@@ -388,9 +420,14 @@ def schedule(
     ``calibration`` is ``(inputs, labels)``, or ``(inputs, None)`` / inputs
     alone to keep the outputs close to the dense model's (top-1 agreement).
     ``criterion`` is "activation" (calibrated, with reconstruction) or "l2".
+    ``objective="accuracy"`` instead returns the schedule with the least
+    predicted loss that meets flash and SRAM (for pruning that fine-tuning
+    will follow: ``max_accuracy_drop`` is then not enforced, only reported).
     Raises :class:`BudgetError` when a budget cannot be met, naming it and
     the shortfall.
     """
+    if objective not in ("latency", "accuracy"):
+        raise ValueError(f"objective must be 'latency' or 'accuracy', got {objective!r}")
     if method not in ("dp", "anneal"):
         raise ValueError(f"method must be 'dp' or 'anneal', got {method!r}")
     if not 0.0 <= max_accuracy_drop <= 1.0:
@@ -420,15 +457,18 @@ def schedule(
     dense_instr = sum(r.instructions for r in latency.predict(model))
 
     layers = _layers(model)
-    table = _Table([op.name for op in layers], [], [])
+    table = _Table(
+        [op.name for op in layers],
+        [_options(model, op) for op in layers],
+        [[_layer_cost(model, op, opt, lm) for opt in _options(model, op)] for op in layers],
+    )
+    _check_reachable(model, table, flash, sram)
+
     done = 0
-    total = sum(len({(o.filterlets, o.filters) for o in _options(model, op)}) - 1 for op in layers)
-    for op in layers:
-        opts = _options(model, op)
-        costs = []
+    total = sum(len({(o.filterlets, o.filters) for o in opts}) - 1 for opts in table.options)
+    for op, opts, costs in zip(layers, table.options, table.costs):
         measured: dict[tuple[float, float], float] = {(0.0, 0.0): 0.0}
-        for opt in opts:
-            cost = _layer_cost(model, op, opt, lm)
+        for opt, cost in zip(opts, costs):
             key = (opt.filterlets, opt.filters)
             if key not in measured:  # the storage does not change the outputs
                 done += 1
@@ -437,9 +477,6 @@ def schedule(
                 loss = evaluator.loss(evaluator.probabilities(pruned)) - dense_loss
                 measured[key] = max(loss, 0.0)
             cost.loss = measured[key]
-            costs.append(cost)
-        table.options.append(opts)
-        table.costs.append(costs)
 
     base_bytes = len(dense_blob) - sum(c[0].weight_bytes for c in table.costs)
     flash_budget = math.inf if flash is None else flash - base_bytes
@@ -466,10 +503,15 @@ def schedule(
     max_loss = sum(max(c.loss for c in costs) for costs in table.costs) + 1.0
     best = None
     closest: tuple[int, float, int] | None = None  # the most accurate fit, for the error
-    lo, hi = 0.0, max_loss
+    # The least loss budget under which the search meets the (estimated) flash
+    # budget; from there the loss budget is bisected geometrically.
+    lo = 1e-4
+    while lo < max_loss and search(lo, flash_budget) is None:
+        lo *= 2
+    hi = max_loss
     limit_flash, limit_sram = flash, sram
-    for it in range(10):
-        budget = hi if it == 0 else (lo + hi) / 2
+    for it in range(12):
+        budget = lo if it == 0 else math.sqrt(lo * hi)
         pick = search(budget, flash_budget)
         if pick is None:
             lo = budget
@@ -483,30 +525,21 @@ def schedule(
             f"loss budget {budget:.4f}: blob {len(blob):,} B, arena {arena:,} B, "
             f"{score:.2%}, {instr:,.0f} instr."
         )
-        if it == 0 and not fits:
-            what = []
-            if limit_flash is not None and len(blob) > limit_flash:
-                what.append(
-                    f"flash: the smallest blob found is {len(blob):,} B, "
-                    f"{len(blob) - limit_flash:,} B over the {limit_flash:,} B budget"
-                )
-            if limit_sram is not None and arena > limit_sram:
-                what.append(
-                    f"SRAM: the smallest arena found is {arena:,} B, "
-                    f"{arena - limit_sram:,} B over the {limit_sram:,} B budget"
-                )
-            raise BudgetError(
-                "; ".join(what) + " (with every layer pruned as far as the scheduler goes)"
-            )
         if fits and (closest is None or score > closest[1]):
             closest = (len(blob), score, arena)
+        if limit_flash is not None and len(blob) > limit_flash:
+            flash_budget -= len(blob) - limit_flash  # the byte estimate was short: tighten
+            continue
+        if objective == "accuracy" and fits:
+            best = (pruned, blob, arena, instr, score, pick)
+            break
         if fits and accurate:
             if best is None or instr < best[3]:
                 best = (pruned, blob, arena, instr, score, pick)
             lo = budget
+        elif it == 0:
+            break  # the least lossy schedule that fits is already too inaccurate
         else:
-            if fits is False and limit_flash is not None and len(blob) > limit_flash:
-                flash_budget -= len(blob) - limit_flash  # the estimate was short: tighten
             hi = budget
     if best is None:
         found = (

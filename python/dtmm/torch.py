@@ -15,10 +15,12 @@ own training loop::
 
 Units: a Conv2d *filterlet* is ``weight[o, :, ky, kx]`` (all input channels of
 one filter at one kernel position, the OIHW layout of PyTorch), a *filter* is
-``weight[o]``, a Linear *block* is ``block`` consecutive input weights of one
-output unit. 1x1 convs have one filterlet per filter, so filterlet pruning is
-filter pruning there. Sparsity ramps from 0 at ``start`` to its final value at
-``end`` along the cubic schedule of Zhu & Gupta (2017); masks only grow.
+``weight[o]`` with its bias (held at zero, so that the pruned channel outputs
+exactly zero and the compiler removes it), a Linear *block* is ``block``
+consecutive input weights of one output unit. 1x1 convs have one filterlet
+per filter, so filterlet pruning is filter pruning there. Sparsity ramps from
+0 at ``start`` to its final value at ``end`` along the cubic schedule of
+Zhu & Gupta (2017); masks only grow.
 """
 
 from __future__ import annotations
@@ -105,6 +107,10 @@ class Pruner:
             w = m.weight
             layer = _Layer(name, m, kind, torch.ones_like(w), torch.zeros_like(w))
             w.register_hook(lambda g, layer=layer: g * layer.mask)  # pruned weights get no update
+            if kind == "conv" and t["filters"] and m.bias is not None:
+                m.bias.register_hook(
+                    lambda g, layer=layer: g * layer.mask.reshape(len(g), -1).amax(dim=1)
+                )
             self.layers.append(layer)
             self.targets[name] = t
         self.steps = 0
@@ -143,6 +149,10 @@ class Pruner:
     def apply_masks(self) -> None:
         for layer in self.layers:
             layer.module.weight.mul_(layer.mask)
+            bias = layer.module.bias
+            if layer.kind == "conv" and bias is not None and self.targets[layer.name]["filters"]:
+                # a pruned filter outputs exactly zero, so dtmm removes it physically
+                bias.mul_(layer.mask.reshape(len(bias), -1).amax(dim=1))
 
     @torch.no_grad()
     def update_masks(self, progress: float) -> None:

@@ -1,0 +1,371 @@
+"""Accuracy study: dtmm (filterlet + filter, scheduled) vs structured (filters)
+vs unstructured (per-weight CSR) pruning.
+
+    python benchmarks/accuracy.py fashion   # train, prune, fine-tune on Fashion-MNIST
+    python benchmarks/accuracy.py resnet8   # post-training on ResNet-8 (../shared/data)
+
+Fashion-MNIST (Debian package dataset-fashion-mnist): a small CNN is trained
+in PyTorch, then for flash budgets of 50/30/20% of the dense int8 blob each
+method is fine-tuned for the same epochs with its masks, exported to ONNX,
+quantized with calibration data, compiled and evaluated on the 10k test
+images with the bit-exact host runtime; Cortex-M55 instructions are measured
+under QEMU (``dtmm.device``) when the toolchain is there. Results go to
+``docs/accuracy/`` (CSV, PNG) and stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import dtmm
+from dtmm.schedule import Option, apply_options
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "accuracy"
+FMNIST = Path("/usr/share/datasets/fashion-mnist")
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def instructions(blob: bytes, x: np.ndarray) -> int | None:
+    if dtmm.device.available() is not None:
+        return None
+    return dtmm.device.run(blob, x[:1]).instructions
+
+
+def evaluate(blob: bytes, x: np.ndarray, y: np.ndarray) -> float:
+    out = dtmm.Runtime(blob).run(x)
+    out = out[0] if isinstance(out, list) else out
+    return float((out.reshape(len(x), -1).argmax(1) == y).mean())
+
+
+# ---------------------------------------------------------------- Fashion-MNIST
+
+
+def load_fmnist() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def idx(name: str) -> np.ndarray:
+        with gzip.open(FMNIST / name) as f:
+            data = f.read()
+        ndim = data[3]
+        dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+        return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+    if not FMNIST.exists():
+        sys.exit(f"{FMNIST} not found: apt-get install dataset-fashion-mnist")
+    xs = [
+        idx(f"{p}-images-idx3-ubyte.gz").astype(np.float32)[:, None] / 255
+        for p in ("train", "t10k")
+    ]
+    ys = [idx(f"{p}-labels-idx1-ubyte.gz").astype(np.int64) for p in ("train", "t10k")]
+    return xs[0], ys[0], xs[1], ys[1]
+
+
+def cnn():
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(64, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, 10),
+    )
+
+
+CONVS = ["0", "2", "4", "6"]  # the Conv2d modules of cnn(), in graph order
+
+
+def train(model, x, y, epochs: float, pruner=None, lr: float = 2e-3, seed: int = 0) -> None:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    steps = int(epochs * len(x) / 128)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
+    rng = np.random.default_rng(seed)
+    model.train()
+    t0 = time.time()
+    for step in range(steps):
+        idx = rng.integers(0, len(x), 128)
+        xb, yb = torch.from_numpy(x[idx]), torch.from_numpy(y[idx])
+        loss = nn.functional.cross_entropy(model(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        if pruner:
+            pruner.accumulate()
+        opt.step()
+        sched.step()
+        if pruner:
+            pruner.step()
+        if step % 200 == 0:
+            log(f"  step {step}/{steps} loss {loss.item():.3f} ({time.time() - t0:.0f} s)")
+    model.eval()
+
+
+def to_dtmm(model, x_cal: np.ndarray, tmp: Path, pruner=None) -> dtmm.Model:
+    import torch
+
+    from dtmm.torch import Pruner
+
+    path = tmp / "model.onnx"
+    (pruner or Pruner(model)).export_onnx(str(path), torch.from_numpy(x_cal[:1]))
+    return dtmm.load(path, calibration=x_cal)
+
+
+def fit_ratio(make, budget: int, lo: float = 0.0, hi: float = 0.99) -> float:
+    """The smallest ratio whose compiled blob fits ``budget`` (bisection)."""
+    for _ in range(14):
+        mid = (lo + hi) / 2
+        if len(make(mid)) <= budget:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def fashion(args: argparse.Namespace) -> None:
+    import tempfile
+
+    import torch
+
+    from dtmm.torch import Pruner
+
+    torch.set_num_threads(2)
+    x_tr, y_tr, x_te, y_te = load_fmnist()
+    x_te_nhwc = x_te.transpose(0, 2, 3, 1)
+    rng = np.random.default_rng(0)
+    cal_idx = rng.choice(len(x_tr), 512, replace=False)
+    x_cal = x_tr[cal_idx]
+    sched_idx = rng.choice(len(x_tr), 2000, replace=False)
+    tmp = Path(tempfile.mkdtemp())
+
+    log(f"training the dense CNN for {args.epochs} epochs")
+    dense = cnn()
+    train(dense, x_tr, y_tr, args.epochs)
+    dense_state = {k: v.clone() for k, v in dense.state_dict().items()}
+    dense_model = to_dtmm(dense, x_cal, tmp)
+    dense_blob = dtmm.compile(dense_model)
+    rows = [
+        dict(
+            method="dense",
+            budget=1.0,
+            accuracy=evaluate(dense_blob, x_te_nhwc, y_te),
+            blob=len(dense_blob),
+            arena=dtmm.Runtime(dense_blob).arena_size,
+            instructions=instructions(dense_blob, x_te_nhwc),
+            ratios="",
+        )
+    ]
+    log(f"dense: {rows[0]}")
+    conv_names = [op.name for op in dense_model.ops if op.type == "CONV_2D"]
+    x_sched = x_tr[sched_idx].transpose(0, 2, 3, 1)
+
+    for budget_frac in args.budgets:
+        budget = int(budget_frac * len(dense_blob))
+        plans = {}
+        # structured: the same fraction of filters in every conv whose output feeds a conv
+        free = {n: 1.0 for n in conv_names[:-1]}
+        f = fit_ratio(
+            lambda r, free=free: dtmm.compile(
+                apply_options(
+                    dense_model,
+                    {n: Option(0.0, r) for n in free},
+                    None,
+                    "l2",
+                )
+            ),
+            budget,
+        )
+        plans["structured"] = (
+            {"filters": {CONVS[i]: f for i in range(len(CONVS) - 1)}},
+            "never",
+            f"filters {f:.0%} (first {len(CONVS) - 1} convs)",
+        )
+        # unstructured: per-weight magnitude, CSR storage with its index bytes
+        w = fit_ratio(
+            lambda r: dtmm.compile(dtmm.prune.weights(dense_model, r), sparse="csr"), budget
+        )
+        plans["unstructured"] = ({"weights": w}, "csr", f"weights {w:.0%}")
+        # dtmm: the scheduler's per-layer filterlet / filter ratios and storage,
+        # least predicted loss within the flash budget (fine-tuning follows)
+        result = dtmm.schedule(
+            dense_model,
+            flash=budget,
+            calibration=(x_sched, y_tr[sched_idx]),
+            criterion="l2",
+            objective="accuracy",
+            progress=False,
+        )
+        log(str(result.report))
+        lay = result.report.layers
+        plans["dtmm"] = (
+            {
+                "filterlets": {CONVS[i]: r.filterlets for i, r in enumerate(lay)},
+                "filters": {CONVS[i]: r.filters for i, r in enumerate(lay)},
+            },
+            {i: ("always" if "FWCS" in r.kernel else "never") for i, r in enumerate(lay)},
+            ", ".join(f"{r.filterlets:.0%}/{r.filters:.0%}" for r in lay),
+        )
+        for method, (ratios, storage, desc) in plans.items():
+            log(f"{method} at {budget_frac:.0%}: {desc}; fine-tuning {args.finetune} epochs")
+            model = cnn()
+            model.load_state_dict(dense_state)
+            steps = int(args.finetune * len(x_tr) / 128)
+            pruner = Pruner(model, **ratios, end=steps // 2, every=max(steps // 20, 1))
+            train(model, x_tr, y_tr, args.finetune, pruner, lr=1e-3, seed=1)
+            imported = to_dtmm(model, x_cal, tmp, pruner)
+            if isinstance(storage, dict):
+                names = [op.name for op in imported.ops if op.type == "CONV_2D"]
+                storage = {names[i]: mode for i, mode in storage.items()}
+            blob = dtmm.compile(imported, sparse=storage)
+            row = dict(
+                method=method,
+                budget=budget_frac,
+                accuracy=evaluate(blob, x_te_nhwc, y_te),
+                blob=len(blob),
+                arena=dtmm.Runtime(blob).arena_size,
+                instructions=instructions(blob, x_te_nhwc),
+                ratios=desc,
+            )
+            log(f"  -> {row}")
+            rows.append(row)
+    report(rows, "fashion_mnist", budget_key="budget")
+
+
+# ---------------------------------------------------------------- ResNet-8
+
+
+def resnet8(args: argparse.Namespace) -> None:
+    model = dtmm.load(SHARED / "models" / "resnet8" / "resnet8_int8.tflite")
+    data = np.load(SHARED / "eval" / "ic01_cifar10_test200.npz")
+    x = (data["x"].astype(np.int16) - 128).astype(np.int8)
+    y = data["y"]
+    cal, ev = slice(0, args.calibration), slice(args.calibration, None)
+    dense_blob = dtmm.compile(model)
+    rows = [
+        dict(
+            method="dense",
+            sparsity=0.0,
+            accuracy=evaluate(dense_blob, x[ev], y[ev]),
+            blob=len(dense_blob),
+            arena=dtmm.Runtime(dense_blob).arena_size,
+            instructions=instructions(dense_blob, x[ev]),
+            ratios="",
+        )
+    ]
+    log(f"dense on images {ev.start}..199: {rows[0]['accuracy']:.1%}")
+    convs = [op.name for op in model.ops if op.type == "CONV_2D"]
+    for s in args.sparsities:
+        variants = {
+            "dtmm (activation-aware filterlets)": (
+                dtmm.prune.filterlets(model, s, criterion="activation", calibration=x[cal]),
+                "auto",
+            ),
+            "dtmm (l2 filterlets)": (dtmm.prune.filterlets(model, s), "auto"),
+            "structured (filters)": (
+                apply_options(model, {n: Option(0.0, s) for n in convs}, None, "l2"),
+                "never",
+            ),
+            "unstructured (weights, CSR)": (dtmm.prune.weights(model, s), "csr"),
+        }
+        for method, (pruned, mode) in variants.items():
+            blob = dtmm.compile(pruned, sparse=mode)
+            row = dict(
+                method=method,
+                sparsity=s,
+                accuracy=evaluate(blob, x[ev], y[ev]),
+                blob=len(blob),
+                arena=dtmm.Runtime(blob).arena_size,
+                instructions=instructions(blob, x[ev]),
+                ratios=f"{s:.0%} uniform",
+            )
+            log(f"{method:<36} {s:.0%}: {row['accuracy']:.1%}, {row['blob']:,} B")
+            rows.append(row)
+    report(rows, "resnet8", budget_key="sparsity")
+
+
+# ---------------------------------------------------------------- output
+
+
+def report(rows: list[dict], name: str, budget_key: str) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with open(OUT / f"{name}.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"\n{name}: {budget_key}, method, int8 accuracy, blob B, arena B, M55 instructions")
+    for r in rows:
+        instr = f"{r['instructions']:,}" if r["instructions"] else "n/a"
+        print(
+            f"  {r[budget_key]:>5.0%}  {r['method']:<36} {r['accuracy']:7.2%} "
+            f"{r['blob']:>8,} {r['arena']:>8,} {instr:>12}  {r['ratios']}"
+        )
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib not installed (pip install .[bench]): no plot")
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for method in dict.fromkeys(r["method"] for r in rows if r["method"] != "dense"):
+        pts = [r for r in rows if r["method"] == method]
+        axes[0].plot([r["blob"] for r in pts], [r["accuracy"] for r in pts], "o-", label=method)
+        with_instr = [r for r in pts if r["instructions"]]
+        axes[1].plot(
+            [r["instructions"] for r in with_instr],
+            [r["accuracy"] for r in with_instr],
+            "o-",
+            label=method,
+        )
+    dense = rows[0]
+    axes[0].axhline(dense["accuracy"], color="gray", ls=":", label="dense")
+    axes[1].axhline(dense["accuracy"], color="gray", ls=":")
+    axes[0].set_xlabel("blob bytes")
+    axes[1].set_xlabel("Cortex-M55 instructions (QEMU, not cycles)")
+    for ax in axes:
+        ax.set_ylabel("int8 accuracy")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(name)
+    fig.tight_layout()
+    fig.savefig(OUT / f"{name}.png", dpi=110)
+    log(f"wrote {OUT / name}.csv and .png")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="study", required=True)
+    f = sub.add_parser("fashion")
+    f.add_argument("--epochs", type=float, default=6)
+    f.add_argument("--finetune", type=float, default=2)
+    f.add_argument("--budgets", type=float, nargs="+", default=[0.5, 0.3, 0.2])
+    r = sub.add_parser("resnet8")
+    r.add_argument("--calibration", type=int, default=50)
+    r.add_argument("--sparsities", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5, 0.7])
+    args = parser.parse_args()
+    {"fashion": fashion, "resnet8": resnet8}[args.study](args)
+
+
+if __name__ == "__main__":
+    main()
