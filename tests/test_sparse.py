@@ -229,3 +229,47 @@ def test_inspect_accounts_for_every_weight():
     sparse = dtmm.inspect(dtmm.compile(pruned, sparse="always"))
     assert sparse.value_bytes < 0.55 * dense.value_bytes and sparse.index_bytes > 0
     assert "FWCS" in str(sparse)
+
+
+def _q(name, shape, scale, zp=0, data=None, dtype=np.int8, axis=0):
+    scale = np.atleast_1d(np.asarray(scale, np.float32))
+    zps = np.zeros(len(scale), np.int64) + zp
+    return dtmm.Tensor(name, shape, np.dtype(dtype), scale, zps, axis, data)
+
+
+def test_dead_filters_are_removed_through_a_zero_point_pad():
+    """conv -> PAD (ONNX-style explicit padding) -> VALID conv: filters that
+    output the zero point vanish from all three, with identical outputs."""
+    rng = np.random.default_rng(4)
+    w1 = rng.integers(-127, 128, (8, 3, 3, 3)).astype(np.int8)
+    w1[[1, 4, 6]] = 0
+    b1 = rng.integers(-500, 500, 8).astype(np.int32)
+    b1[[1, 4, 6]] = 0  # a dead filter with no bias outputs the zero point through RELU
+    w2 = rng.integers(-127, 128, (5, 3, 3, 8)).astype(np.int8)
+    tensors = {
+        "x": _q("x", (1, 9, 9, 3), 0.05, -3),
+        "w1": _q("w1", w1.shape, np.full(8, 0.01), 0, w1),
+        "b1": _q("b1", (8,), np.full(8, 0.0005), 0, b1, np.int32),
+        "y1": _q("y1", (1, 9, 9, 8), 0.2, -128),
+        "p": _q("p", (1, 11, 11, 8), 0.2, -128),
+        "w2": _q("w2", w2.shape, np.full(5, 0.01), 0, w2),
+        "b2": _q("b2", (5,), np.full(5, 0.002), 0, np.zeros(5, np.int32), np.int32),
+        "y2": _q("y2", (1, 9, 9, 5), 0.3, 2),
+    }
+    conv = {"stride": (1, 1), "dilation": (1, 1), "activation": "RELU"}
+    ops = [
+        dtmm.Op("CONV_2D", ["x", "w1", "b1"], ["y1"], {**conv, "padding": "SAME"}, "c1"),
+        dtmm.Op("PAD", ["y1"], ["p"], {"pads": [(0, 0), (1, 1), (1, 1), (0, 0)]}, "pad"),
+        dtmm.Op("CONV_2D", ["p", "w2", "b2"], ["y2"], {**conv, "padding": "VALID"}, "c2"),
+    ]
+    model = dtmm.Model(tensors, ops, ["x"], ["y2"])
+    from dtmm.graph_passes import remove_dead_filters
+
+    slim = remove_dead_filters(model)
+    assert slim.tensors["y1"].shape[-1] == 5 and slim.tensors["p"].shape[-1] == 5
+    assert slim.tensors["w2"].shape == (5, 3, 3, 5)
+    x = rng.integers(-128, 128, (6, 9, 9, 3)).astype(np.int8)
+    # with y1 also an output nothing can be removed: the reference computation
+    keep_all = dtmm.Model(model.tensors, model.ops, ["x"], ["y2", "y1"])
+    expected = dtmm.Runtime(dtmm.compile(keep_all)).run(x)[0]
+    np.testing.assert_array_equal(dtmm.Runtime(dtmm.compile(model)).run(x), expected)

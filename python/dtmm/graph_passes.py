@@ -82,7 +82,9 @@ def remove_dead_filters(model: Model) -> Model:
     input channel exactly when c equals its input zero point (the channel
     then contributes nothing anywhere), or when its windows never leave the
     input (VALID padding or 1x1), so c contributes the same amount, folded
-    into the bias, at every pixel. It is not exact (and not done) when the
+    into the bias, at every pixel. A PAD that fills with the zero point in
+    between (ONNX's symmetric padding) is crossed when c is the zero point.
+    It is not exact (and not done) when the
     channel feeds anything else (ADD, concatenation, pooling, depthwise, a
     model output) or a padded k > 1 conv with c != zero point, because border
     windows see the padding instead of c.
@@ -107,6 +109,14 @@ def remove_dead_filters(model: Model) -> Model:
             value = dead_filter_value(model, op, c)
             ok = True
             for cons in consumers:
+                if cons.type == "PAD":
+                    # padding with the zero point, then convolutions: exact when the
+                    # channel is the zero point too (nothing left to contribute)
+                    zp = int(model.tensors[y_name].zero_point[0])
+                    if value != zp or not _pads_with(model, cons, zp):
+                        ok = False
+                        break
+                    continue
                 cw = model.tensors[cons.inputs[1]] if cons.type == "CONV_2D" else None
                 if (
                     cons.type != "CONV_2D"
@@ -134,13 +144,39 @@ def remove_dead_filters(model: Model) -> Model:
     return out if out is not None else model
 
 
+def _pads_with(model: Model, pad: Op, zp: int) -> bool:
+    """A PAD that fills with ``zp`` and feeds only unpadded-input convolutions."""
+    if pad.options.get("value", zp) != zp or pad.options["pads"][-1] != (0, 0):
+        return False
+    users = model.consumers(pad.outputs[0])
+    return (
+        bool(users)
+        and pad.outputs[0] not in model.outputs
+        and all(
+            u.type == "CONV_2D"
+            and u.inputs[0] == pad.outputs[0]
+            and model.tensors[u.inputs[1]].data is not None
+            and model.tensors[u.inputs[1]].shape[3] == model.tensors[u.inputs[0]].shape[3]
+            for u in users
+        )
+    )
+
+
 def _drop_channels(model: Model, op_name: str, removable: list[tuple[int, int]]) -> Model:
     op = next(o for o in model.ops if o.name == op_name)
     w = model.tensors[op.inputs[1]]
     keep = np.ones(w.shape[0], dtype=bool)
     keep[[c for c, _ in removable]] = False
     y_name = op.outputs[0]
+    consumers = []
     for cons in model.consumers(y_name):
+        if cons.type == "PAD":  # its output narrows too; its convolutions lose the channels
+            padded = model.tensors[cons.outputs[0]]
+            padded.shape = padded.shape[:-1] + (int(keep.sum()),)
+            consumers += model.consumers(cons.outputs[0])
+        else:
+            consumers.append(cons)
+    for cons in consumers:
         cw = model.tensors[cons.inputs[1]]
         zp = int(model.tensors[y_name].zero_point[0])
         if len(cons.inputs) < 3 or cons.inputs[2] is None:
