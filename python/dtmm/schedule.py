@@ -43,7 +43,7 @@ from .memory import plan_memory
 from .runtime import Runtime
 
 FILTERLET_RATIOS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-FILTER_RATIOS = (0.25, 0.5)
+FILTER_RATIOS = (0.25, 0.5, 0.75)
 
 
 class BudgetError(ValueError):
@@ -143,7 +143,10 @@ def _options(model: Model, op: Op) -> list[Option]:
     opts += [Option(r, 0.0, "sparse") for r in FILTERLET_RATIOS if r > 0]
     w = model.tensors[op.inputs[1]]
     if _free_output(model, op) and w.shape[1:3] != (1, 1):  # a 1x1 filterlet is a filter
-        opts += [Option(0.0, f) for f in FILTER_RATIOS]
+        for f in FILTER_RATIOS:  # filterlet ratios count the removed filters' filterlets
+            opts.append(Option(0.0, f))
+            for r in (r for r in FILTERLET_RATIOS if r > f):
+                opts += [Option(r, f), Option(r, f, "sparse")]
     return opts
 
 
@@ -215,7 +218,7 @@ def _layer_cost(model: Model, op: Op, opt: Option, lm: latency.LatencyModel) -> 
     o, kh, kw, c = w.shape
     y = model.tensors[op.outputs[0]]
     kept_filters = o - int(round(opt.filters * o))
-    kept = int(round((1 - opt.filterlets) * kept_filters * kh * kw))
+    kept = int(round((1 - max(opt.filterlets, opt.filters)) * o * kh * kw))
     base = latency.layer_shape(model, op, "never")
     one = (kh, kw) == (1, 1)
     if opt.storage == "sparse":
