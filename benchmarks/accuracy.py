@@ -303,6 +303,99 @@ def resnet8(args: argparse.Namespace) -> None:
     report(rows, "resnet8", budget_key="sparsity")
 
 
+def resnet8_distill(args: argparse.Namespace) -> None:
+    """Filterlet pruning of the float ResNet-8 with distillation from the dense
+    model on the calibration images only (augmented), then int8 via dtmm."""
+    import tempfile
+
+    import torch
+
+    from dtmm.torch import Pruner, from_onnx
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    onnx_path = SHARED / "models" / "onnx" / "resnet8_fp32_nchw.onnx"
+    data = np.load(SHARED / "eval" / "ic01_cifar10_test200.npz")
+    x = data["x"].astype(np.float32)  # 0..255, as the float model takes it
+    y = data["y"]
+    n_cal = args.calibration
+    cal_nchw = x[:n_cal].transpose(0, 3, 1, 2)
+    tmp = Path(tempfile.mkdtemp())
+    dense = dtmm.load(onnx_path, calibration=cal_nchw)
+    dense_acc = evaluate(dtmm.compile(dense), x[n_cal:], y[n_cal:])
+    log(f"dense int8 (quantized from float) on images {n_cal}..199: {dense_acc:.1%}")
+    teacher = from_onnx(str(onnx_path)).eval()
+    rng = np.random.default_rng(0)
+
+    def batch(size: int) -> torch.Tensor:
+        idx = rng.integers(0, n_cal, size)
+        imgs = np.pad(cal_nchw[idx], ((0, 0), (0, 0), (4, 4), (4, 4)), mode="reflect")
+        out = np.empty((size, 3, 32, 32), np.float32)
+        for i in range(size):
+            dy, dx = rng.integers(0, 9, 2)
+            img = imgs[i, :, dy : dy + 32, dx : dx + 32]
+            out[i] = img[:, :, ::-1] if rng.random() < 0.5 else img
+        lam = rng.beta(0.4, 0.4, (size, 1, 1, 1)).astype(np.float32)  # mixup widens the data
+        out = lam * out + (1 - lam) * out[rng.permutation(size)]
+        return torch.from_numpy(out)
+
+    rows = []
+    for s in args.sparsities:
+        student = from_onnx(str(onnx_path))
+        pruner = Pruner(student, filterlets=s, end=args.steps // 2, every=25)
+        opt = torch.optim.Adam(student.parameters(), lr=args.lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps)
+        t0 = time.time()
+        for step in range(args.steps):
+            xb = batch(32)
+            with torch.no_grad():
+                p_t = teacher(xb)
+            p_s = student.train()(xb)
+            loss = (p_t * (torch.log(p_t + 1e-8) - torch.log(p_s + 1e-8))).sum(1).mean()
+            opt.zero_grad()
+            loss.backward()
+            pruner.accumulate()
+            opt.step()
+            sched.step()
+            pruner.step()
+            if step % 250 == 0:
+                elapsed = time.time() - t0
+                log(f"  {s:.0%} step {step}/{args.steps} KL {loss.item():.4f} ({elapsed:.0f} s)")
+        path = tmp / f"resnet8_{s}.onnx"
+        pruner.export_onnx(str(path), torch.from_numpy(cal_nchw[:1]))
+        model = dtmm.load(path, calibration=cal_nchw)
+        convs = [op for op in model.ops if op.type == "CONV_2D"]
+        total = sum(int(np.prod(model.tensors[op.inputs[1]].shape[:3])) for op in convs)
+        dead = sum(
+            int((~(model.tensors[op.inputs[1]].data != 0).any(axis=3)).sum()) for op in convs
+        )
+        blob = dtmm.compile(model)
+        row = dict(
+            method="dtmm filterlets + distillation",
+            sparsity=dead / total,
+            accuracy=evaluate(blob, x[n_cal:], y[n_cal:]),
+            blob=len(blob),
+            arena=dtmm.Runtime(blob).arena_size,
+            instructions=instructions(blob, x[n_cal:]),
+            ratios=f"{s:.0%} of filterlets in every conv, {args.steps} steps on {n_cal} images",
+        )
+        log(f"  -> {row} (dense {dense_acc:.1%})")
+        rows.append(row)
+    rows.insert(
+        0,
+        dict(
+            method="dense",
+            sparsity=0.0,
+            accuracy=dense_acc,
+            blob=len(dtmm.compile(dense)),
+            arena=0,
+            instructions=None,
+            ratios="quantized from the float ONNX",
+        ),
+    )
+    report(rows, "resnet8_distill", budget_key="sparsity")
+
+
 # ---------------------------------------------------------------- output
 
 
@@ -363,8 +456,13 @@ def main() -> None:
     r = sub.add_parser("resnet8")
     r.add_argument("--calibration", type=int, default=50)
     r.add_argument("--sparsities", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5, 0.7])
+    d = sub.add_parser("resnet8-distill")
+    d.add_argument("--calibration", type=int, default=50)
+    d.add_argument("--sparsities", type=float, nargs="+", default=[0.3, 0.4, 0.5])
+    d.add_argument("--steps", type=int, default=1500)
+    d.add_argument("--lr", type=float, default=3e-4)
     args = parser.parse_args()
-    {"fashion": fashion, "resnet8": resnet8}[args.study](args)
+    {"fashion": fashion, "resnet8": resnet8, "resnet8-distill": resnet8_distill}[args.study](args)
 
 
 if __name__ == "__main__":

@@ -106,3 +106,21 @@ def test_export_import_keeps_the_sparsity_and_the_function(tmp_path):
     ours = ours[0] if isinstance(ours, list) else ours
     assert np.abs(ours - ref).max() < 0.1 * np.abs(ref).max()  # int8 vs float
     assert (ours.argmax(1) == ref.argmax(1)).mean() >= 0.8
+
+
+def test_float_onnx_becomes_a_trainable_module_with_the_same_function():
+    from dtmm.torch import from_onnx
+
+    from conftest import data_path
+
+    path = str(data_path("models", "onnx", "resnet8_fp32_nchw.onnx"))
+    net = from_onnx(path).eval()
+    data = np.load(data_path("eval", "ic01_cifar10_test200.npz"))
+    x = data["x"][:6].astype(np.float32).transpose(0, 3, 1, 2)
+    session = __import__("onnxruntime").InferenceSession(path)
+    name = session.get_inputs()[0].name
+    ref = np.concatenate([session.run(None, {name: x[i : i + 1]})[0] for i in range(6)])
+    with torch.no_grad():
+        np.testing.assert_allclose(net(torch.from_numpy(x)).numpy(), ref, atol=1e-5)
+    pruner = Pruner(net, filterlets=0.5)
+    assert len(pruner.layers) == 9  # every conv of ResNet-8 is prunable

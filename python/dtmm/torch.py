@@ -29,6 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 try:
     import torch
     from torch import nn
@@ -250,3 +252,128 @@ def conv_layer_names(model: nn.Module) -> list[str]:
     """Names of the Conv2d (groups=1) modules in definition order, the order in
     which they appear as CONV_2D ops of the exported, imported model."""
     return [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and m.groups == 1]
+
+
+class _PaddedConv(nn.Module):
+    """A Conv2d with ONNX's explicit (possibly asymmetric) pads in front."""
+
+    def __init__(self, conv: nn.Conv2d, pads: list[int]) -> None:
+        super().__init__()
+        self.conv = conv
+        top, left, bottom, right = pads
+        self.pads = (left, right, top, bottom)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if any(self.pads):
+            x = nn.functional.pad(x, self.pads)
+        return self.conv(x)
+
+
+class OnnxModule(nn.Module):
+    """A float ONNX graph as a PyTorch module, for fine-tuning a model whose
+    training code is not at hand (see :func:`from_onnx`). Convs and Gemms
+    become ``nn.Conv2d`` / ``nn.Linear`` submodules, so :class:`Pruner` finds
+    them; the other nodes run as functions."""
+
+    def __init__(self, proto: Any) -> None:
+        super().__init__()
+        from onnx import helper, numpy_helper
+
+        self.inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+        self.input_name = next(i.name for i in proto.graph.input if i.name not in self.inits)
+        self.output_name = proto.graph.output[0].name
+        self.nodes = []
+        self.layers = nn.ModuleDict()
+        consts = {}
+        for k, node in enumerate(proto.graph.node):
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            key = f"{node.op_type.lower()}_{k}"
+            if node.op_type == "Conv":
+                w = self.inits[node.input[1]]
+                b = self.inits[node.input[2]] if len(node.input) > 2 and node.input[2] else None
+                conv = nn.Conv2d(
+                    w.shape[1] * attrs.get("group", 1),
+                    w.shape[0],
+                    tuple(w.shape[2:]),
+                    stride=tuple(attrs.get("strides", (1, 1))),
+                    dilation=tuple(attrs.get("dilations", (1, 1))),
+                    groups=attrs.get("group", 1),
+                    bias=b is not None,
+                )
+                conv.weight.data = torch.from_numpy(w.copy())
+                if b is not None:
+                    conv.bias.data = torch.from_numpy(b.copy())
+                auto = attrs.get("auto_pad", b"NOTSET")
+                if auto not in (b"NOTSET", "NOTSET", b"VALID", "VALID"):
+                    raise ValueError(f"Conv {node.name}: auto_pad={auto!r} is not supported")
+                self.layers[key] = _PaddedConv(conv, list(attrs.get("pads", [0, 0, 0, 0])))
+            elif node.op_type in ("Gemm", "MatMul"):
+                w = self.inits[node.input[1]]
+                if node.op_type == "MatMul" or not attrs.get("transB", 0):
+                    w = w.T
+                b = self.inits.get(node.input[2]) if len(node.input) > 2 else None
+                lin = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
+                lin.weight.data = torch.from_numpy(np.array(w, np.float32))
+                if b is not None:
+                    lin.bias.data = torch.from_numpy(b.copy())
+                self.layers[key] = lin
+            elif node.op_type in ("Reshape",):
+                consts[k] = [int(d) for d in self.inits[node.input[1]]]
+            elif node.op_type not in _FLOAT_OPS:
+                raise ValueError(f"from_onnx: {node.op_type} ({node.name}) is not supported")
+            self.nodes.append(
+                (key, node.op_type, list(node.input), node.output[0], attrs, consts.get(k))
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        env = {self.input_name: x}
+        F = nn.functional
+        for key, op, ins, out, attrs, shape in self.nodes:
+            a = env.get(ins[0])
+            if key in self.layers:
+                y = self.layers[key](a)
+            elif op == "Relu":
+                y = F.relu(a)
+            elif op == "Clip":
+                lo = attrs.get(
+                    "min", float(self.inits[ins[1]]) if len(ins) > 1 and ins[1] else None
+                )
+                hi = attrs.get(
+                    "max", float(self.inits[ins[2]]) if len(ins) > 2 and ins[2] else None
+                )
+                y = torch.clamp(a, lo, hi)
+            elif op == "Add":
+                y = a + (env[ins[1]] if ins[1] in env else torch.from_numpy(self.inits[ins[1]]))
+            elif op == "Mul":
+                y = a * (env[ins[1]] if ins[1] in env else torch.from_numpy(self.inits[ins[1]]))
+            elif op == "AveragePool":
+                y = F.avg_pool2d(a, attrs["kernel_shape"], attrs.get("strides"))
+            elif op == "MaxPool":
+                y = F.max_pool2d(a, attrs["kernel_shape"], attrs.get("strides"))
+            elif op == "GlobalAveragePool":
+                y = a.mean(dim=(2, 3), keepdim=True)
+            elif op == "Transpose":
+                y = a.permute(*attrs["perm"])
+            elif op == "Reshape":
+                y = a.reshape([a.shape[0]] + shape[1:])
+            elif op == "Flatten":
+                y = a.flatten(attrs.get("axis", 1))
+            elif op == "Softmax":
+                y = F.softmax(a, dim=attrs.get("axis", -1))
+            else:  # Identity
+                y = a
+            env[out] = y
+        return env[self.output_name]
+
+
+_FLOAT_OPS = (
+    "Relu Clip Add Mul AveragePool MaxPool GlobalAveragePool Transpose Reshape Flatten "
+    "Softmax Identity"
+).split()
+
+
+def from_onnx(path: str) -> OnnxModule:
+    """Load a float ONNX model as a trainable PyTorch module."""
+    import onnx
+
+    return OnnxModule(onnx.load(path))
