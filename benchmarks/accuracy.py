@@ -225,6 +225,12 @@ def fashion(args: argparse.Namespace) -> None:
             {i: ("always" if "FWCS" in r.kernel else "never") for i, r in enumerate(lay)},
             ", ".join(f"{r.filterlets:.0%}/{r.filters:.0%}" for r in lay),
         )
+        # dtmm without the scheduler: the same filterlet fraction everywhere, FWCS
+        u = fit_ratio(
+            lambda r: dtmm.compile(dtmm.prune.filterlets(dense_model, r), sparse="always"),
+            budget,
+        )
+        plans["dtmm uniform filterlets"] = ({"filterlets": u}, "always", f"filterlets {u:.0%}")
         for method, (ratios, storage, desc) in plans.items():
             log(f"{method} at {budget_frac:.0%}: {desc}; fine-tuning {args.finetune} epochs")
             model = cnn()

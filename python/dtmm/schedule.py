@@ -511,6 +511,13 @@ def schedule(
     lo = 1e-4
     while lo < max_loss and search(lo, flash_budget) is None:
         lo *= 2
+    below = lo / 2
+    for _ in range(10):  # narrow it down: the least lossy feasible schedule is found at lo
+        mid = (below + lo) / 2
+        if search(mid, flash_budget) is None:
+            below = mid
+        else:
+            lo = mid
     hi = max_loss
     limit_flash, limit_sram = flash, sram
     for it in range(12):
