@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import dtmm
-from dtmm.schedule import Option, apply_options
+from dtmm.scheduler import Option, apply_options
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "accuracy"

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import dtmm
-from dtmm.schedule import Option, _Cost, _Table, search_anneal, search_dp
+from dtmm.scheduler import Option, _Cost, _Table, search_anneal, search_dp
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

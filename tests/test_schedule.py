@@ -9,7 +9,7 @@ import pytest
 
 import dtmm
 from dtmm import latency
-from dtmm.schedule import Option, _Cost, _Table, search_anneal, search_dp
+from dtmm.scheduler import Option, _Cost, _Table, search_anneal, search_dp
 
 from conftest import data_path
 

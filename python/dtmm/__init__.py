@@ -11,7 +11,7 @@ from .ir import Model, Op, Tensor
 from .loader import load
 from .memory import MemoryPlan, plan_memory
 from .runtime import Runtime
-from .schedule import BudgetError, ScheduleReport, ScheduleResult, schedule
+from .scheduler import BudgetError, ScheduleReport, ScheduleResult, schedule
 
 try:
     __version__ = version("dtmm")

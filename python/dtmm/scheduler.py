@@ -234,6 +234,10 @@ def _layer_cost(model: Model, op: Op, opt: Option, lm: latency.LatencyModel) -> 
     wbytes += 4 * kept_filters  # bias / folded bias
     act = float(np.prod(y.shape[:-1])) * kept_filters
     if opt.filters > 0:
+        # What the next conv saves depends on its own option, which this additive
+        # model cannot see: credit the least it can be (the consumer pruned as far
+        # as it goes), so that the estimate never promises bytes the blob lacks.
+        least = 1.0 - max(FILTERLET_RATIOS)
         for cons in model.consumers(op.outputs[0]):
             cs = latency.layer_shape(model, cons, "never")
             cw = model.tensors[cons.inputs[1]]
@@ -248,8 +252,8 @@ def _layer_cost(model: Model, op: Op, opt: Option, lm: latency.LatencyModel) -> 
                 cs.kw,
                 cs.kept,
             )
-            instr += lm.predict_layer(narrow) - lm.predict_layer(cs)
-            wbytes -= cw.shape[0] * cw.shape[1] * cw.shape[2] * (o - kept_filters)
+            instr += least * (lm.predict_layer(narrow) - lm.predict_layer(cs))
+            wbytes -= least * cw.shape[0] * cw.shape[1] * cw.shape[2] * (o - kept_filters)
     return _Cost(instr, wbytes, act)
 
 
