@@ -232,6 +232,8 @@ def fashion(args: argparse.Namespace) -> None:
         )
         plans["dtmm uniform filterlets"] = ({"filterlets": u}, "always", f"filterlets {u:.0%}")
         for method, (ratios, storage, desc) in plans.items():
+            if args.methods and method not in args.methods:
+                continue
             log(f"{method} at {budget_frac:.0%}: {desc}; fine-tuning {args.finetune} epochs")
             model = cnn()
             model.load_state_dict(dense_state)
@@ -254,7 +256,7 @@ def fashion(args: argparse.Namespace) -> None:
             )
             log(f"  -> {row}")
             rows.append(row)
-    report(rows, "fashion_mnist", budget_key="budget")
+    report(rows, args.out, budget_key="budget")
 
 
 # ---------------------------------------------------------------- ResNet-8
@@ -459,6 +461,8 @@ def main() -> None:
     f.add_argument("--epochs", type=float, default=6)
     f.add_argument("--finetune", type=float, default=2)
     f.add_argument("--budgets", type=float, nargs="+", default=[0.5, 0.3, 0.2])
+    f.add_argument("--methods", nargs="+", help="fine-tune only these methods")
+    f.add_argument("--out", default="fashion_mnist", help="name of the CSV and plot")
     r = sub.add_parser("resnet8")
     r.add_argument("--calibration", type=int, default=50)
     r.add_argument("--sparsities", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5, 0.7])

@@ -377,6 +377,18 @@ def search_anneal(
 # ---- the driver
 
 
+def _measure_bytes(model: Model, table: _Table, dense_bytes: int) -> None:
+    """Replace each option's estimated weight bytes by what it really changes in
+    the compiled blob, alone (values, index, folded bias, tables: exact)."""
+    for name, opts, costs in zip(table.names, table.options, table.costs):
+        dense_option = costs[0].weight_bytes
+        for opt, cost in zip(opts, costs):
+            if opt == Option():
+                continue
+            size = len(compile_model(apply_options(model, {name: opt}, None, "l2")))
+            cost.weight_bytes = dense_option + size - dense_bytes
+
+
 def _check_reachable(model: Model, table: _Table, flash: int | None, sram: int | None) -> None:
     """Fail fast when even the most pruned schedule misses flash or SRAM."""
     if flash is None and sram is None:
@@ -469,6 +481,8 @@ def schedule(
         [_options(model, op) for op in layers],
         [[_layer_cost(model, op, opt, lm) for opt in _options(model, op)] for op in layers],
     )
+    if flash is not None:
+        _measure_bytes(model, table, len(dense_blob))
     _check_reachable(model, table, flash, sram)
 
     done = 0
