@@ -59,8 +59,8 @@ class Option:
 
 @dataclass
 class _Cost:
-    instructions: float
-    weight_bytes: float
+    instructions: float  # predicted for the layer (and what it saves downstream)
+    weight_bytes: float  # change of the compiled blob against dense (measured)
     activation_bytes: float
     loss: float = 0.0
 
@@ -212,8 +212,9 @@ class _Evaluator:
 
 
 def _layer_cost(model: Model, op: Op, opt: Option, lm: latency.LatencyModel) -> _Cost:
-    """Instructions and bytes of a layer under an option, plus what filter
-    removal saves in its consumers (their input channels go too)."""
+    """Predicted instructions and activation bytes of a layer under an option,
+    plus the instructions filter removal saves in its consumers (their input
+    channels go too). Blob bytes are measured, by :func:`_measure_bytes`."""
     w = model.tensors[op.inputs[1]]
     o, kh, kw, c = w.shape
     y = model.tensors[op.outputs[0]]
@@ -223,24 +224,20 @@ def _layer_cost(model: Model, op: Op, opt: Option, lm: latency.LatencyModel) -> 
     one = (kh, kw) == (1, 1)
     if opt.storage == "sparse":
         kind = "CONV_2D_FWCS_1x1" if one else "CONV_2D_FWCS"
-        wbytes = kept * c + -(-(kept_filters * kh * kw) // 8)
     else:
         kind = "CONV_2D_1x1" if one else "CONV_2D"
-        wbytes = kept_filters * kh * kw * c
     shape = latency.LayerShape(
         kind, base.in_elements, base.out_h, base.out_w, c, kept_filters, kh, kw, kept
     )
     instr = lm.predict_layer(shape)
-    wbytes += 4 * kept_filters  # bias / folded bias
     act = float(np.prod(y.shape[:-1])) * kept_filters
     if opt.filters > 0:
         # What the next conv saves depends on its own option, which this additive
         # model cannot see: credit the least it can be (the consumer pruned as far
-        # as it goes), so that the estimate never promises bytes the blob lacks.
+        # as it goes).
         least = 1.0 - max(FILTERLET_RATIOS)
         for cons in model.consumers(op.outputs[0]):
             cs = latency.layer_shape(model, cons, "never")
-            cw = model.tensors[cons.inputs[1]]
             narrow = latency.LayerShape(
                 cs.kind,
                 cs.in_elements * kept_filters // o,
@@ -253,8 +250,7 @@ def _layer_cost(model: Model, op: Op, opt: Option, lm: latency.LatencyModel) -> 
                 cs.kept,
             )
             instr += least * (lm.predict_layer(narrow) - lm.predict_layer(cs))
-            wbytes -= least * cw.shape[0] * cw.shape[1] * cw.shape[2] * (o - kept_filters)
-    return _Cost(instr, wbytes, act)
+    return _Cost(instr, 0.0, act)
 
 
 # ---- search over the additive model
@@ -354,7 +350,7 @@ def search_anneal(
     def energy(pick: list[int]) -> tuple[float, bool]:
         instr, wbytes, act, loss = table.totals(pick)
         over = max(0.0, loss - loss_budget) / max(loss_budget, 1e-9)
-        over += max(0.0, wbytes - bytes_budget) / max(bytes_budget, 1.0)
+        over += max(0.0, wbytes - bytes_budget) / max(abs(bytes_budget), 1.0)
         return instr + act_weight * act + 10 * dense_instr * over, over == 0.0
 
     pick = [0] * len(table.names)
@@ -378,15 +374,13 @@ def search_anneal(
 
 
 def _measure_bytes(model: Model, table: _Table, dense_bytes: int) -> None:
-    """Replace each option's estimated weight bytes by what it really changes in
-    the compiled blob, alone (values, index, folded bias, tables: exact)."""
+    """Each option's weight_bytes: what it changes in the compiled blob when
+    applied alone (values, index, folded bias, tables: exact; negative saves)."""
     for name, opts, costs in zip(table.names, table.options, table.costs):
-        dense_option = costs[0].weight_bytes
         for opt, cost in zip(opts, costs):
-            if opt == Option():
-                continue
-            size = len(compile_model(apply_options(model, {name: opt}, None, "l2")))
-            cost.weight_bytes = dense_option + size - dense_bytes
+            if opt != Option():
+                size = len(compile_model(apply_options(model, {name: opt}, None, "l2")))
+                cost.weight_bytes = size - dense_bytes
 
 
 def _check_reachable(model: Model, table: _Table, flash: int | None, sram: int | None) -> None:
@@ -499,8 +493,7 @@ def schedule(
                 measured[key] = max(loss, 0.0)
             cost.loss = measured[key]
 
-    base_bytes = len(dense_blob) - sum(c[0].weight_bytes for c in table.costs)
-    flash_budget = math.inf if flash is None else flash - base_bytes
+    flash_budget = math.inf if flash is None else flash - len(dense_blob)
     # Filterlet pruning leaves the arena alone; only removing filters shrinks
     # activations. When the dense arena is over budget, weigh activation bytes.
     act_weight = 0.0
