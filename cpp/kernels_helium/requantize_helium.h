@@ -26,6 +26,19 @@ __attribute__((always_inline)) inline int32x4_t multiply_by_quantized_multiplier
   return vrshlq_s32(v, vnegq_s32(right));
 }
 
+// The same for four lanes that share one (multiplier, shift), e.g. one
+// channel's: a right shift, the usual case, takes the correction above; a
+// left shift happens before the multiply and needs none.
+__attribute__((always_inline)) inline int32x4_t requantize_lanes(int32x4_t v, int32_t mult,
+                                                                 int32_t shift) {
+  if (shift < 0) {
+    v = vqrdmulhq_n_s32(v, mult);
+    v = vaddq_s32(v, vshrq_n_s32(v, 31));
+    return vrshlq_n_s32(v, shift);
+  }
+  return vqrdmulhq_n_s32(vshlq_r_s32(v, shift), mult);
+}
+
 }  // namespace helium
 }  // namespace dtmm
 

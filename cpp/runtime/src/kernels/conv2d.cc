@@ -2,6 +2,7 @@
 
 #include "../fixedpoint.h"
 #include "conv_rows.h"
+#include "conv_runs.h"
 #include "dot.h"
 #include "kernels.h"
 #include "window.h"
@@ -142,8 +143,18 @@ void eval_conv2d(const OpContext& ctx) {
     eval_conv2d_reference(ctx);
     return;
   }
-  const auto& out = ctx.out();
   const int32_t oc_count = w.dims[0], kh = w.dims[1], kw = w.dims[2], ic = w.dims[3];
+  const ConvRowsFn rows = select_conv_rows();
+  if (rows == conv_rows_portable && conv_runs_fits(kh, kw, ic, p.pad_h, p.pad_w)) {
+    // The device path: each filter is one run over its whole window.
+    RunConv c = run_conv_for(ctx, p, kh, kw, oc_count);
+    const ConvRun whole{0, static_cast<uint16_t>(kh * kw * ic)};
+    c.values = ctx.in_data<int8_t>(1);
+    c.runs = &whole;
+    conv_runs(c);
+    return;
+  }
+  const auto& out = ctx.out();
   const int32_t batches = in.dims[0], ih = in.dims[1], iw = in.dims[2];
   const int32_t oh = out.dims[1], ow = out.dims[2];
   const int8_t* x = ctx.in_data<int8_t>(0);
@@ -168,7 +179,6 @@ void eval_conv2d(const OpContext& ctx) {
   r.output_offset = p.output_offset;
   r.act_min = p.act_min;
   r.act_max = p.act_max;
-  const ConvRowsFn rows = select_conv_rows();
   const uint64_t wide_bytes = uint64_t{2} * oc_count * r.filter_len;
   if (conv_rows_use_wide_filter() && ctx.model->workspace &&
       wide_bytes <= ctx.model->workspace_size) {

@@ -5,8 +5,24 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__ARM_FEATURE_MVE)
+#include <arm_mve.h>
+#endif
 
 namespace dtmm {
+
+// Short copies inline: on Helium a predicated vector per 16 bytes instead of
+// a library call whose set-up outweighs a 3- to 64-byte row.
+inline void copy_bytes(int8_t* dst, const int8_t* src, int32_t n) {
+#if defined(__ARM_FEATURE_MVE)
+  for (; n > 0; n -= 16, src += 16, dst += 16) {
+    const mve_pred16_t p = vctp8q(static_cast<uint32_t>(n));
+    vstrbq_p_s8(dst, vldrbq_z_s8(src, p), p);
+  }
+#else
+  memcpy(dst, src, static_cast<size_t>(n));
+#endif
+}
 
 // Copies the kh x kw window at (y0, x0) of `image` ([ih, iw, channels]) into
 // `dst` as kh * kw contiguous taps of `channels` bytes; taps outside the image
@@ -15,14 +31,26 @@ namespace dtmm {
 // padding, so a border window runs through the same code as an inner one.
 inline void copy_window(const int8_t* image, int32_t ih, int32_t iw, int32_t channels, int32_t y0,
                         int32_t x0, int32_t kh, int32_t kw, int8_t zero_point, int8_t* dst) {
-  for (int32_t ky = 0; ky < kh; ++ky) {
-    for (int32_t kx = 0; kx < kw; ++kx, dst += channels) {
-      const int32_t iy = y0 + ky, ix = x0 + kx;
-      if (iy < 0 || iy >= ih || ix < 0 || ix >= iw) {
-        memset(dst, zero_point, static_cast<size_t>(channels));
+  const int32_t row_bytes = kw * channels;
+  const bool row_inside = x0 >= 0 && x0 + kw <= iw;
+  for (int32_t ky = 0; ky < kh; ++ky, dst += row_bytes) {
+    const int32_t iy = y0 + ky;
+    if (iy < 0 || iy >= ih) {
+      memset(dst, zero_point, static_cast<size_t>(row_bytes));
+      continue;
+    }
+    const ptrdiff_t row = static_cast<ptrdiff_t>(iy) * iw;
+    if (row_inside) {  // the window row is contiguous in the image
+      copy_bytes(dst, image + (row + x0) * channels, row_bytes);
+      continue;
+    }
+    for (int32_t kx = 0; kx < kw; ++kx) {
+      const int32_t ix = x0 + kx;
+      int8_t* tap = dst + kx * channels;
+      if (ix < 0 || ix >= iw) {
+        memset(tap, zero_point, static_cast<size_t>(channels));
       } else {
-        memcpy(dst, image + (static_cast<ptrdiff_t>(iy) * iw + ix) * channels,
-               static_cast<size_t>(channels));
+        copy_bytes(tap, image + (row + ix) * channels, channels);
       }
     }
   }

@@ -1,0 +1,174 @@
+// The run convolution (conv_runs.h): the pixel-group driver, with the Helium
+// loops (cpp/kernels_helium/conv_runs_helium.h) or portable ones.
+#include "conv_runs.h"
+
+#include "../fixedpoint.h"
+#include "dot.h"
+#include "window.h"
+#if defined(__ARM_FEATURE_MVE)
+#include "conv_runs_helium.h"
+#endif
+
+namespace dtmm {
+
+bool conv_runs_fits(int32_t kh, int32_t kw, int32_t ic, int32_t pad_h, int32_t pad_w) {
+  const int64_t window = int64_t{kh} * kw * ic;
+#if !defined(__ARM_FEATURE_MVE)
+  // The portable loops read unpadded 1x1 windows in place.
+  if (kh == 1 && kw == 1 && pad_h == 0 && pad_w == 0) return window <= UINT16_MAX;
+#else
+  (void)pad_h;
+  (void)pad_w;
+#endif
+  return window <= kRunConvMaxWindow;
+}
+
+RunConv run_conv_for(const OpContext& ctx, const dtmm_conv_params& p, int32_t kh, int32_t kw,
+                     int32_t oc_count) {
+  const auto& in = ctx.in(0);
+  const auto& out = ctx.out();
+  RunConv c{};
+  c.input = ctx.in_data<int8_t>(0);
+  c.batches = in.dims[0];
+  c.ih = in.dims[1];
+  c.iw = in.dims[2];
+  c.ic = in.dims[3];
+  c.kh = kh;
+  c.kw = kw;
+  c.stride_h = p.stride_h;
+  c.stride_w = p.stride_w;
+  c.pad_h = p.pad_h;
+  c.pad_w = p.pad_w;
+  c.oh = out.dims[1];
+  c.ow = out.dims[2];
+  c.pad_value = static_cast<int8_t>(-p.input_offset);
+  c.oc_begin = 0;
+  c.oc_end = oc_count;
+  c.out_channels = oc_count;
+  c.folded_bias = ctx.blob_i32(p.folded_bias_offset);
+  c.multiplier = ctx.blob_i32(p.quant_offset);
+  c.shift = c.multiplier + oc_count;
+  c.output_offset = p.output_offset;
+  c.act_min = p.act_min;
+  c.act_max = p.act_max;
+  c.output = ctx.out_data<int8_t>();
+  return c;
+}
+
+namespace {
+
+// An output pixel: its image and the top-left corner of its window there
+// (negative or past the edge inside the padding).
+struct Pixel {
+  const int8_t* image;
+  int32_t y0, x0;
+};
+
+// Walks the output pixels in NHWC order.
+class PixelCursor {
+ public:
+  explicit PixelCursor(const RunConv& c) : c_(c) {}
+  Pixel next() {
+    const Pixel p{c_.input + static_cast<ptrdiff_t>(b_) * c_.ih * c_.iw * c_.ic,
+                  y_ * c_.stride_h - c_.pad_h, x_ * c_.stride_w - c_.pad_w};
+    if (++x_ == c_.ow) {
+      x_ = 0;
+      if (++y_ == c_.oh) {
+        y_ = 0;
+        ++b_;
+      }
+    }
+    return p;
+  }
+
+ private:
+  const RunConv& c_;
+  int32_t b_ = 0, y_ = 0, x_ = 0;
+};
+
+#if !defined(__ARM_FEATURE_MVE)
+int8_t requantize(const RunConv& c, int32_t sum, int32_t oc) {
+  const int32_t v = multiply_by_quantized_multiplier(fx::add(sum, c.folded_bias[oc]),
+                                                     c.multiplier[oc], c.shift[oc]);
+  return static_cast<int8_t>(clamp_i32(v + c.output_offset, c.act_min, c.act_max));
+}
+
+// Every filter against the four windows, with the portable dot products.
+void run_filters(const RunConv& c, const int8_t* const win[4], int32_t lanes, int8_t* out) {
+  const int8_t* values = c.values;
+  const ConvRun* run = c.runs;
+  for (int32_t oc = c.oc_begin; oc < c.oc_end; ++oc) {
+    const int32_t runs = c.run_count ? c.run_count[oc - c.oc_begin] : 1;
+    int32_t acc[4] = {0, 0, 0, 0};
+    for (int32_t r = 0; r < runs; ++r) {
+      const int32_t off = run[r].offset, len = run[r].length;
+      dot4x_i8(win[0] + off, win[1] + off, win[2] + off, win[3] + off, values, len, acc);
+      values += len;
+    }
+    if (c.run_count) run += runs;
+    for (int32_t q = 0; q < lanes; ++q) out[q * c.out_channels + oc] = requantize(c, acc[q], oc);
+  }
+}
+#endif
+
+// kTail (Helium only): C_in is not a multiple of 16.
+template <bool kTail>
+void run_groups(const RunConv& c) {
+  const int32_t window = c.kh * c.kw * c.ic;
+  // Side-by-side windows are 16-byte multiples apart, with 16 spare bytes
+  // after the last for a partial vector's unpredicated window loads.
+  const int32_t stride = (window + 15) & ~15;
+  alignas(16) int8_t patch[4 * kRunConvMaxWindow + 16];
+  const int64_t pixels = int64_t{c.batches} * c.oh * c.ow;
+  PixelCursor cursor(c);
+  for (int64_t n0 = 0; n0 < pixels; n0 += 4) {
+    const int32_t lanes = pixels - n0 < 4 ? static_cast<int32_t>(pixels - n0) : 4;
+    int8_t* out = c.output + n0 * c.out_channels;
+    Pixel px{};
+#if defined(__ARM_FEATURE_MVE)
+    // Spare lanes of the last group repeat its last pixel (computed, not stored).
+    for (int32_t q = 0; q < 4; ++q) {
+      if (q < lanes) px = cursor.next();
+      if (kTail) {
+        copy_window(px.image, c.ih, c.iw, c.ic, px.y0, px.x0, c.kh, c.kw, c.pad_value,
+                    patch + q * stride);
+      } else {
+        helium::interleave_window(c, px.image, px.y0, px.x0, patch, q);
+      }
+    }
+    if (c.run_count) {
+      helium::run_filters<kTail, false>(c, patch, stride, lanes, out);
+    } else {
+      helium::run_filters<kTail, true>(c, patch, stride, lanes, out);
+    }
+#else
+    const int8_t* win[4];
+    const bool in_place = c.kh == 1 && c.kw == 1 && c.pad_h == 0 && c.pad_w == 0;
+    for (int32_t q = 0; q < 4; ++q) {
+      if (q < lanes) px = cursor.next();
+      if (in_place) {
+        win[q] = px.image + (static_cast<ptrdiff_t>(px.y0) * c.iw + px.x0) * c.ic;
+        continue;
+      }
+      copy_window(px.image, c.ih, c.iw, c.ic, px.y0, px.x0, c.kh, c.kw, c.pad_value,
+                  patch + q * stride);
+      win[q] = patch + q * stride;
+    }
+    run_filters(c, win, lanes, out);
+#endif
+  }
+}
+
+}  // namespace
+
+void conv_runs(const RunConv& c) {
+#if defined(__ARM_FEATURE_MVE)
+  if (c.ic % 16 != 0) {
+    run_groups<true>(c);
+    return;
+  }
+#endif
+  run_groups<false>(c);
+}
+
+}  // namespace dtmm

@@ -1,0 +1,67 @@
+// Convolution over weight runs, the device path of CONV_2D and CONV_2D_FWCS.
+//
+// A run is a stretch of a filter's flattened window (taps in (ky, kx) order,
+// C_in bytes each) whose weights are stored back to back. A dense filter is
+// one run over the whole window; an FWCS filter has one run per stretch of
+// consecutive kept taps, so at 0% sparsity it costs what the dense filter
+// costs, and each pruned filterlet removes its multiply-accumulates outright.
+//
+// Output pixels go four at a time: the four windows are copied into a patch
+// (taps outside the input get the input zero point, which the folded bias
+// cancels exactly), then every loaded weight vector serves all four. The
+// portable loops read an unpadded 1x1 convolution's windows in place.
+#ifndef DTMM_SRC_KERNELS_CONV_RUNS_H_
+#define DTMM_SRC_KERNELS_CONV_RUNS_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../op_context.h"
+#include "dtmm/format.h"
+
+namespace dtmm {
+
+struct ConvRun {
+  uint16_t offset;  // first window byte
+  uint16_t length;  // bytes
+};
+
+struct RunConv {
+  const int8_t* input;  // NHWC
+  int32_t batches, ih, iw, ic;
+  int32_t kh, kw, stride_h, stride_w, pad_h, pad_w;
+  int32_t oh, ow;
+  int8_t pad_value;  // the input zero point
+
+  // Output channels [oc_begin, oc_end) of out_channels; `values` holds the
+  // runs' weights of exactly those filters, filter by filter.
+  int32_t oc_begin, oc_end, out_channels;
+  const int8_t* values;
+  const ConvRun* runs;       // the runs of those filters, filter by filter
+  const uint16_t* run_count;  // runs per filter (indexed from oc_begin), or
+                              // nullptr: every filter is the single run runs[0]
+
+  const int32_t* folded_bias;  // bias + input_offset * sum of the filter's weights
+  const int32_t* multiplier;
+  const int32_t* shift;
+  int32_t output_offset, act_min, act_max;
+  int8_t* output;  // NHWC
+};
+
+// Largest window (KH * KW * C_in bytes) that conv_runs copies; four are
+// copied at once, on the stack. Windows read in place may be up to 65,535.
+constexpr int32_t kRunConvMaxWindow = 1024;
+
+// Whether conv_runs handles this geometry (dilation 1 is the caller's check).
+bool conv_runs_fits(int32_t kh, int32_t kw, int32_t ic, int32_t pad_h, int32_t pad_w);
+
+void conv_runs(const RunConv& c);
+
+// A RunConv for all `oc_count` filters of a conv op (input 0, output 0,
+// kh x kw filters); the caller sets values, runs and run_count.
+RunConv run_conv_for(const OpContext& ctx, const dtmm_conv_params& p, int32_t kh, int32_t kw,
+                     int32_t oc_count);
+
+}  // namespace dtmm
+
+#endif  // DTMM_SRC_KERNELS_CONV_RUNS_H_
