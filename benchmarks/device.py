@@ -3,8 +3,12 @@
 Per layer and whole model, for ResNet-8 and VWW: dense kernels, FWCS at 0, 30,
 50, 70 and 90% filterlet sparsity, the CSR baseline and the structured
 baseline (filters removed) at 50%; with instructions per multiply-accumulate
-of the dense-equivalent layer. Figures are guest instructions counted exactly
-by dtmm's QEMU plugin: instructions, not cycles or milliseconds.
+of the dense-equivalent layer. Then the kernels on the same layer: each of
+ResNet-8's convolution shapes as a one-layer model with random weights and
+random filterlet masks, run once with the dense kernel (pruned weights stored
+as zeros) and once with the FWCS kernel, as the FWCS/dense ratio. Figures are
+guest instructions counted exactly by dtmm's QEMU plugin: instructions, not
+cycles or milliseconds.
 
 usage: python benchmarks/device.py [--models resnet8,vww] [--target qemu-m55]
 """
@@ -13,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 import dtmm
-from dtmm import device
+from dtmm import device, latency
 
 from _common import MODELS, RESULTS, require_data, sample_input, write_json
 
@@ -85,8 +91,52 @@ def main() -> None:
         )
     print(f"(QEMU {args.target}, guest instructions per inference, not cycles; on the M55 the")
     print(" conv/FC dot products, requantization and ADD use Helium, the rest is portable C++)")
-    print(f"wrote {write_json('device.json', {'summary': rows, 'layers': layers})}")
+    kernels = kernel_table(args.target)
+    results = {"summary": rows, "layers": layers, "kernels": kernels}
+    print(f"wrote {write_json('device.json', results)}")
     plot(rows, args.target)
+
+
+# ResNet-8's convolutions: (input H, W, C_in, C_out, kernel, stride).
+RESNET8_CONVS = [
+    (32, 32, 16, 16, 3, 1),
+    (32, 32, 16, 32, 3, 2),
+    (16, 16, 32, 32, 3, 1),
+    (16, 16, 32, 64, 3, 2),
+    (8, 8, 64, 64, 3, 1),
+    (32, 32, 16, 32, 1, 2),
+    (16, 16, 32, 64, 1, 2),
+]
+SPARSITIES = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9)
+
+
+def kernel_table(target: str) -> list[dict]:
+    """FWCS vs dense kernel instructions on the same layer and weights."""
+    rng = np.random.default_rng(0)
+    table = []
+    print(f"\nsame layer, FWCS / dense kernel instructions ({target}, not cycles)")
+    print(
+        f"{'layer (H W Cin Cout k s)':<26}{'dense':>10}" + "".join(f"{s:>7.0%}" for s in SPARSITIES)
+    )
+    for h, w, ci, co, k, stride in RESNET8_CONVS:
+        oh, ow = -(-h // stride), -(-w // stride)
+        kind = "CONV_2D_FWCS_1x1" if k == 1 else "CONV_2D_FWCS"
+        row = {"shape": [h, w, ci, co, k, stride], "fwcs_over_dense": {}}
+        for s in SPARSITIES:
+            shape = latency.LayerShape(kind, h * w * ci, oh, ow, ci, co, k, k)
+            model = latency.random_layer(kind, shape, 1 - s, rng)
+            x = rng.integers(-128, 128, (1, h, w, ci)).astype(np.int8)
+            counts = {
+                mode: device.run(dtmm.compile(model, sparse=mode), x, target).instructions
+                for mode in ("never", "always")
+            }
+            row["dense_instructions"] = row.get("dense_instructions", counts["never"])
+            row["fwcs_over_dense"][f"{s:.1f}"] = counts["always"] / counts["never"]
+        table.append(row)
+        ratios = "".join(f"{r:>7.2f}" for r in row["fwcs_over_dense"].values())
+        label = f"{h} {w} {ci} {co} {k} {stride}"
+        print(f"{label:<26}{row['dense_instructions']:>10,}{ratios}")
+    return table
 
 
 def plot(rows: list[dict], target: str) -> None:
