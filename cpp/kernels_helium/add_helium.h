@@ -44,8 +44,8 @@ int8_t* add_lanes(const dtmm_add_params& p, const int8_t* a, const int8_t* b, in
   // (x + offset) << left as one multiply-add: x * 2^left + offset * 2^left.
   const int32_t off1 = p.input1_offset * scale, off2 = p.input2_offset * scale;
   const int32_t out_offset = p.output_offset;
-  const LaneRequant r1(p.input1_multiplier, p.input1_shift), r2(p.input2_multiplier, p.input2_shift),
-      ro(p.output_multiplier, p.output_shift);
+  const LaneRequant r1(p.input1_multiplier, p.input1_shift),
+      r2(p.input2_multiplier, p.input2_shift), ro(p.output_multiplier, p.output_shift);
   const int32x4_t lo = vdupq_n_s32(p.act_min), hi = vdupq_n_s32(p.act_max);
   const int32x4_t vscale = vdupq_n_s32(scale);
   for (; y < y_end; a += 4, b += 4, y += 4) {

@@ -71,9 +71,8 @@ inline void interleave_window(const RunConv& c, const int8_t* image, int32_t y0,
 
 // Interleaved windows: x advances 64 bytes per block (four 16-byte slices).
 __attribute__((always_inline)) inline void mac_interleaved(const int8_t*& w, const int8_t*& x,
-                                                           int32_t blocks, int32_t& a0,
-                                                           int32_t& a1, int32_t& a2,
-                                                           int32_t& a3) {
+                                                           int32_t blocks, int32_t& a0, int32_t& a1,
+                                                           int32_t& a2, int32_t& a3) {
   __asm__ volatile(
       "   wls     lr, %[n], 2f\n"
       "1: vldrb.8 q0, [%[w]], #16\n"
@@ -87,8 +86,7 @@ __attribute__((always_inline)) inline void mac_interleaved(const int8_t*& w, con
       "   vmladava.s8 %[a0], q1, q0\n"
       "   le      lr, 1b\n"
       "2:\n"
-      : [w] "+r"(w), [x] "+r"(x), [a0] "+Te"(a0), [a1] "+Te"(a1), [a2] "+Te"(a2),
-        [a3] "+Te"(a3)
+      : [w] "+r"(w), [x] "+r"(x), [a0] "+Te"(a0), [a1] "+Te"(a1), [a2] "+Te"(a2), [a3] "+Te"(a3)
       : [n] "r"(blocks)
       : "q0", "q1", "q2", "q3", "lr", "memory");
 }
@@ -97,8 +95,8 @@ __attribute__((always_inline)) inline void mac_interleaved(const int8_t*& w, con
 // vector with a predicated weight load (its window bytes are in the patch).
 __attribute__((always_inline)) inline void mac_side_by_side(const int8_t*& w, const int8_t* x,
                                                             int32_t stride, int32_t len,
-                                                            int32_t& a0, int32_t& a1,
-                                                            int32_t& a2, int32_t& a3) {
+                                                            int32_t& a0, int32_t& a1, int32_t& a2,
+                                                            int32_t& a3) {
   const int8_t *x1, *x2, *x3;
   int32_t t;
   __asm__ volatile(
@@ -132,8 +130,8 @@ __attribute__((always_inline)) inline void mac_side_by_side(const int8_t*& w, co
       "   vldrb.8 q1, [%[x3]]\n"
       "   vmladava.s8 %[a3], q1, q0\n"
       "3:\n"
-      : [w] "+r"(w), [x0] "+r"(x), [x1] "=&r"(x1), [x2] "=&r"(x2), [x3] "=&r"(x3),
-        [t] "=&r"(t), [a0] "+Te"(a0), [a1] "+Te"(a1), [a2] "+Te"(a2), [a3] "+Te"(a3)
+      : [w] "+r"(w), [x0] "+r"(x), [x1] "=&r"(x1), [x2] "=&r"(x2), [x3] "=&r"(x3), [t] "=&r"(t),
+        [a0] "+Te"(a0), [a1] "+Te"(a1), [a2] "+Te"(a2), [a3] "+Te"(a3)
       : [s] "r"(stride), [len] "r"(len)
       : "q0", "q1", "q2", "q3", "lr", "memory", "cc");
 }

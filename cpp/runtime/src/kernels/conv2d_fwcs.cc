@@ -83,8 +83,7 @@ static bool fwcs_runs(const OpContext& ctx) {
   const int32_t kh = p.kernel_h, kw = p.kernel_w, taps = kh * kw, ic = p.in_channels;
   const int32_t oc_count = p.out_channels;
   const int32_t most_runs = (taps + 1) / 2;  // of one filter: kept and pruned taps alternate
-  if (!conv_runs_fits(kh, kw, ic, p.conv.pad_h, p.conv.pad_w) || most_runs > kMaxRuns)
-    return false;
+  if (!conv_runs_fits(kh, kw, ic, p.conv.pad_h, p.conv.pad_w) || most_runs > kMaxRuns) return false;
   RunConv c = run_conv_for(ctx, p.conv, kh, kw, oc_count);
   const int8_t* values = ctx.in_data<int8_t>(1);
   const uint8_t* mask = ctx.in_data<uint8_t>(2);

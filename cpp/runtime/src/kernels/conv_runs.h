@@ -37,7 +37,7 @@ struct RunConv {
   // runs' weights of exactly those filters, filter by filter.
   int32_t oc_begin, oc_end, out_channels;
   const int8_t* values;
-  const ConvRun* runs;       // the runs of those filters, filter by filter
+  const ConvRun* runs;        // the runs of those filters, filter by filter
   const uint16_t* run_count;  // runs per filter (indexed from oc_begin), or
                               // nullptr: every filter is the single run runs[0]
 
