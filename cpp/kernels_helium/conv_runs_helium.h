@@ -14,6 +14,7 @@
 #define DTMM_KERNELS_HELIUM_CONV_RUNS_HELIUM_H_
 
 #include <arm_mve.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "../runtime/src/kernels/conv_runs.h"
@@ -63,6 +64,30 @@ inline void interleave_window(const RunConv& c, const int8_t* image, int32_t y0,
   }
 }
 
+// The four windows of pixels on one output row whose windows all lie inside
+// the image (the common case): window row by window row, block by block, the
+// four pixels' blocks land side by side. `origin` is pixel 0's window
+// origin, `step` the bytes between the pixels' origins (stride * C_in).
+inline void interleave_inner_row(const RunConv& c, const int8_t* origin, ptrdiff_t step,
+                                 int8_t* patch) {
+  const int32_t row_blocks = (c.kw * c.ic) >> 4;
+  const ptrdiff_t in_row = static_cast<ptrdiff_t>(c.iw) * c.ic;
+  for (int32_t ky = 0; ky < c.kh; ++ky, origin += in_row) {
+    const int8_t *s0 = origin, *s1 = origin + step, *s2 = origin + 2 * step,
+                 *s3 = origin + 3 * step;
+    for (int32_t j = 0; j < row_blocks; ++j, patch += 64) {
+      vstrbq_s8(patch, vldrbq_s8(s0));
+      vstrbq_s8(patch + 16, vldrbq_s8(s1));
+      vstrbq_s8(patch + 32, vldrbq_s8(s2));
+      vstrbq_s8(patch + 48, vldrbq_s8(s3));
+      s0 += 16;
+      s1 += 16;
+      s2 += 16;
+      s3 += 16;
+    }
+  }
+}
+
 // The two hot loops in assembly: GCC 12 recomputes the interleaved
 // window's address every block and spills the side-by-side loop's pointers
 // and predicate. VMLADAVA accumulates into even registers only
@@ -89,6 +114,44 @@ __attribute__((always_inline)) inline void mac_interleaved(const int8_t*& w, con
       : [w] "+r"(w), [x] "+r"(x), [a0] "+Te"(a0), [a1] "+Te"(a1), [a2] "+Te"(a2), [a3] "+Te"(a3)
       : [n] "r"(blocks)
       : "q0", "q1", "q2", "q3", "lr", "memory");
+}
+
+// Interleaved windows, one filter's `runs` runs (FWCS): each run's offset
+// and length, read as one word, become the window address and the block
+// count; the weights follow one another.
+__attribute__((always_inline)) inline void mac_runs_interleaved(const int8_t*& w,
+                                                                const int8_t* patch,
+                                                                const ConvRun*& run, int32_t runs,
+                                                                int32_t& a0, int32_t& a1,
+                                                                int32_t& a2, int32_t& a3) {
+  static_assert(sizeof(ConvRun) == 4 && offsetof(ConvRun, length) == 2,
+                "run = offset | length << 16");
+  const int8_t* x;
+  int32_t t;
+  __asm__ volatile(
+      "   cbz     %[k], 3f\n"
+      "4: ldr     %[t], [%[r]], #4\n"
+      "   uxth    %[x], %[t]\n"
+      "   add     %[x], %[p], %[x], lsl #2\n"
+      "   lsrs    %[t], %[t], #20\n"
+      "   wls     lr, %[t], 2f\n"
+      "1: vldrb.8 q0, [%[w]], #16\n"
+      "   vldrb.8 q1, [%[x], #16]\n"
+      "   vmladava.s8 %[a1], q1, q0\n"
+      "   vldrb.8 q2, [%[x], #32]\n"
+      "   vmladava.s8 %[a2], q2, q0\n"
+      "   vldrb.8 q3, [%[x], #48]\n"
+      "   vmladava.s8 %[a3], q3, q0\n"
+      "   vldrb.8 q1, [%[x]], #64\n"
+      "   vmladava.s8 %[a0], q1, q0\n"
+      "   le      lr, 1b\n"
+      "2: subs    %[k], %[k], #1\n"
+      "   bne     4b\n"
+      "3:\n"
+      : [w] "+r"(w), [r] "+r"(run), [k] "+l"(runs), [x] "=&r"(x), [t] "=&r"(t), [a0] "+Te"(a0),
+        [a1] "+Te"(a1), [a2] "+Te"(a2), [a3] "+Te"(a3)
+      : [p] "r"(patch)
+      : "q0", "q1", "q2", "q3", "lr", "memory", "cc");
 }
 
 // Side-by-side windows `stride` bytes apart; `len` bytes, the last partial
@@ -133,13 +196,21 @@ __attribute__((always_inline)) inline void mac_side_by_side(const int8_t*& w, co
       : [w] "+r"(w), [x0] "+r"(x), [x1] "=&r"(x1), [x2] "=&r"(x2), [x3] "=&r"(x3), [t] "=&r"(t),
         [a0] "+Te"(a0), [a1] "+Te"(a1), [a2] "+Te"(a2), [a3] "+Te"(a3)
       : [s] "r"(stride), [len] "r"(len)
-      : "q0", "q1", "q2", "q3", "lr", "memory", "cc");
+      : "q0", "q1", "q2", "q3", "lr", "p0", "memory", "cc");
 }
 
 // Every filter of c against the four windows in `patch`; lanes (1..4) of
 // them are real pixels, whose outputs start `out_step` bytes apart at `out`.
 // kTail: side-by-side layout with partial vectors; kDense: each filter is
 // one run over its whole window (no run table).
+__attribute__((always_inline)) inline int32x4_t lanes_of(int32_t a0, int32_t a1, int32_t a2,
+                                                         int32_t a3) {
+  int32x4_t v = vdupq_n_s32(a0);
+  v = vsetq_lane_s32(a1, v, 1);
+  v = vsetq_lane_s32(a2, v, 2);
+  return vsetq_lane_s32(a3, v, 3);
+}
+
 template <bool kTail, bool kDense>
 void run_filters(const RunConv& c, const int8_t* patch, int32_t stride, int32_t lanes,
                  int8_t* out) {
@@ -147,38 +218,35 @@ void run_filters(const RunConv& c, const int8_t* patch, int32_t stride, int32_t 
   const ConvRun* run = c.runs;
   const uint16_t* count = c.run_count;
   const int32_t window = c.kh * c.kw * c.ic;
+  const int32_t* bias = c.folded_bias + c.oc_begin;
+  const int32_t* mult = c.multiplier + c.oc_begin;
+  const int32_t* shift = c.shift + c.oc_begin;
+  const int32_t out_offset = c.output_offset;
   const uint32x4_t out_offsets =
       vmulq_n_u32(vidupq_n_u32(0, 1), static_cast<uint32_t>(c.out_channels));
   const int32x4_t lo = vdupq_n_s32(c.act_min), hi = vdupq_n_s32(c.act_max);
-  for (int32_t oc = c.oc_begin; oc < c.oc_end; ++oc) {
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    const int32_t runs = kDense ? 1 : *count++;
-    for (int32_t r = 0; r < runs; ++r) {
-      int32_t off = 0, len = window;
-      if (!kDense) {
-        off = run->offset;
-        len = run->length;
-        ++run;
-      }
+  const mve_pred16_t real = vctp32q(static_cast<uint32_t>(lanes));
+  int8_t* const end = out + c.oc_end;
+  for (out += c.oc_begin; out < end; ++out) {
+    // The sums start at the folded bias: the int32 adds wrap, as the
+    // reference's bias add does.
+    int32_t a0 = *bias++, a1 = a0, a2 = a0, a3 = a0;
+    if (kDense) {
       if (kTail) {
-        mac_side_by_side(w, patch + off, stride, len, a0, a1, a2, a3);
+        mac_side_by_side(w, patch, stride, window, a0, a1, a2, a3);
       } else {
-        const int8_t* x = patch + 4 * off;
-        mac_interleaved(w, x, len >> 4, a0, a1, a2, a3);
+        const int8_t* x = patch;
+        mac_interleaved(w, x, window >> 4, a0, a1, a2, a3);
       }
-    }
-    int32x4_t v = vdupq_n_s32(a0);
-    v = vsetq_lane_s32(a1, v, 1);
-    v = vsetq_lane_s32(a2, v, 2);
-    v = vsetq_lane_s32(a3, v, 3);
-    v = vaddq_n_s32(v, c.folded_bias[oc]);
-    v = requantize_lanes(v, c.multiplier[oc], c.shift[oc]);
-    v = vminq_s32(vmaxq_s32(vaddq_n_s32(v, c.output_offset), lo), hi);
-    if (lanes == 4) {
-      vstrbq_scatter_offset_s32(out + oc, out_offsets, v);
+    } else if (kTail) {
+      for (int32_t r = *count++; r > 0; --r, ++run)
+        mac_side_by_side(w, patch + run->offset, stride, run->length, a0, a1, a2, a3);
     } else {
-      vstrbq_scatter_offset_p_s32(out + oc, out_offsets, v, vctp32q(static_cast<uint32_t>(lanes)));
+      mac_runs_interleaved(w, patch, run, *count++, a0, a1, a2, a3);
     }
+    int32x4_t v = requantize_lanes(lanes_of(a0, a1, a2, a3), *mult++, *shift++);
+    v = vminq_s32(vmaxq_s32(vaddq_n_s32(v, out_offset), lo), hi);
+    vstrbq_scatter_offset_p_s32(out, out_offsets, v, real);
   }
 }
 

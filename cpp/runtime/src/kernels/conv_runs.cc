@@ -68,17 +68,28 @@ struct Pixel {
 class PixelCursor {
  public:
   explicit PixelCursor(const RunConv& c) : c_(c) {}
+  Pixel peek() const {
+    return Pixel{c_.input + static_cast<ptrdiff_t>(b_) * c_.ih * c_.iw * c_.ic,
+                 y_ * c_.stride_h - c_.pad_h, x_ * c_.stride_w - c_.pad_w};
+  }
   Pixel next() {
-    const Pixel p{c_.input + static_cast<ptrdiff_t>(b_) * c_.ih * c_.iw * c_.ic,
-                  y_ * c_.stride_h - c_.pad_h, x_ * c_.stride_w - c_.pad_w};
-    if (++x_ == c_.ow) {
-      x_ = 0;
-      if (++y_ == c_.oh) {
-        y_ = 0;
-        ++b_;
-      }
-    }
+    const Pixel p = peek();
+    advance(1);
     return p;
+  }
+  // Whether the next four pixels lie on one output row with every window
+  // inside the image.
+  bool four_inside() const {
+    const Pixel p = peek();
+    return x_ + 4 <= c_.ow && p.y0 >= 0 && p.y0 + c_.kh <= c_.ih && p.x0 >= 0 &&
+           p.x0 + 3 * c_.stride_w + c_.kw <= c_.iw;
+  }
+  void advance(int32_t n) {  // n <= pixels left in the row
+    if ((x_ += n) < c_.ow) return;
+    x_ = 0;
+    if (++y_ < c_.oh) return;
+    y_ = 0;
+    ++b_;
   }
 
  private:
@@ -126,14 +137,22 @@ void run_groups(const RunConv& c) {
     int8_t* out = c.output + n0 * c.out_channels;
     Pixel px{};
 #if defined(__ARM_FEATURE_MVE)
-    // Spare lanes of the last group repeat its last pixel (computed, not stored).
-    for (int32_t q = 0; q < 4; ++q) {
-      if (q < lanes) px = cursor.next();
-      if (kTail) {
-        copy_window(px.image, c.ih, c.iw, c.ic, px.y0, px.x0, c.kh, c.kw, c.pad_value,
-                    patch + q * stride);
-      } else {
-        helium::interleave_window(c, px.image, px.y0, px.x0, patch, q);
+    if (!kTail && cursor.four_inside()) {
+      px = cursor.peek();
+      cursor.advance(4);
+      helium::interleave_inner_row(c,
+                                   px.image + (static_cast<ptrdiff_t>(px.y0) * c.iw + px.x0) * c.ic,
+                                   static_cast<ptrdiff_t>(c.stride_w) * c.ic, patch);
+    } else {
+      // Spare lanes of the last group repeat its last pixel (computed, not stored).
+      for (int32_t q = 0; q < 4; ++q) {
+        if (q < lanes) px = cursor.next();
+        if (kTail) {
+          copy_window(px.image, c.ih, c.iw, c.ic, px.y0, px.x0, c.kh, c.kw, c.pad_value,
+                      patch + q * stride);
+        } else {
+          helium::interleave_window(c, px.image, px.y0, px.x0, patch, q);
+        }
       }
     }
     if (c.run_count) {
