@@ -39,11 +39,16 @@ __attribute__((always_inline)) inline int8_t* fill_interleaved(int8_t* dst, int8
 
 // Window of the pixel at (y0, x0) of `image` into interleaved slot q; taps
 // outside the image get the input zero point (cancelled by the folded bias).
+// Each window row is taps in the left padding, taps inside, taps in the
+// right padding: at most three short loops, the same for every row.
 inline void interleave_window(const RunConv& c, const int8_t* image, int32_t y0, int32_t x0,
                               int8_t* patch, int32_t q) {
   const int32_t tap_blocks = c.ic >> 4, row_blocks = c.kw * tap_blocks;
+  const int32_t left = x0 < 0 ? (-x0 < c.kw ? -x0 : c.kw) : 0;
+  const int32_t past = x0 + c.kw - c.iw,
+                right = past > 0 ? (past < c.kw - left ? past : c.kw - left) : 0;
+  const int32_t inside = (c.kw - left - right) * tap_blocks;
   const int8x16_t pad = vdupq_n_s8(c.pad_value);
-  const bool row_inside = x0 >= 0 && x0 + c.kw <= c.iw;
   int8_t* d = patch + 16 * q;
   for (int32_t ky = 0; ky < c.kh; ++ky) {
     const int32_t iy = y0 + ky;
@@ -51,16 +56,75 @@ inline void interleave_window(const RunConv& c, const int8_t* image, int32_t y0,
       d = fill_interleaved(d, pad, row_blocks);
       continue;
     }
-    const ptrdiff_t row = static_cast<ptrdiff_t>(iy) * c.iw;
-    if (row_inside) {
-      d = copy_interleaved(d, image + (row + x0) * c.ic, row_blocks);
+    d = fill_interleaved(d, pad, left * tap_blocks);
+    d = copy_interleaved(d, image + (static_cast<ptrdiff_t>(iy) * c.iw + x0 + left) * c.ic, inside);
+    d = fill_interleaved(d, pad, right * tap_blocks);
+  }
+}
+
+// Copies exactly n source bytes to dst in whole vectors (the last one read
+// under a predicate), so up to 15 bytes past dst + n are overwritten: the
+// side-by-side layout writes windows in address order and keeps 16 spare
+// bytes after the last, so later writes or nothing live there.
+__attribute__((always_inline)) inline void copy_spill(int8_t* dst, const int8_t* src, int32_t n) {
+  int32_t t;
+  __asm__ volatile(
+      "   lsrs    %[t], %[n], #4\n"
+      "   wls     lr, %[t], 2f\n"
+      "1: vldrb.8 q0, [%[s]], #16\n"
+      "   vstrb.8 q0, [%[d]], #16\n"
+      "   le      lr, 1b\n"
+      "2: ands    %[t], %[n], #15\n"
+      "   beq     3f\n"
+      "   vctp.8  %[t]\n"
+      "   vpst\n"
+      "   vldrbt.8 q0, [%[s]]\n"
+      "   vstrb.8 q0, [%[d]]\n"
+      "3:\n"
+      : [d] "+r"(dst), [s] "+r"(src), [t] "=&r"(t)
+      : [n] "r"(n)
+      : "q0", "lr", "p0", "memory", "cc");
+}
+
+__attribute__((always_inline)) inline void fill_spill(int8_t* dst, int8x16_t value, int32_t n) {
+  for (; n > 0; n -= 16, dst += 16) vstrbq_s8(dst, value);
+}
+
+// Window of the pixel at (y0, x0) of `image` as K contiguous bytes at dst
+// (side-by-side layout, C_in not a multiple of 16), row by row: taps in the
+// left padding, taps inside, taps in the right padding.
+inline void side_by_side_window(const RunConv& c, const int8_t* image, int32_t y0, int32_t x0,
+                                int8_t* dst) {
+  const int32_t left = x0 < 0 ? (-x0 < c.kw ? -x0 : c.kw) : 0;
+  const int32_t past = x0 + c.kw - c.iw;
+  const int32_t right = past > 0 ? (past < c.kw - left ? past : c.kw - left) : 0;
+  const int32_t row_bytes = c.kw * c.ic, left_bytes = left * c.ic, right_bytes = right * c.ic;
+  const int32_t inside = row_bytes - left_bytes - right_bytes;
+  const int8x16_t pad = vdupq_n_s8(c.pad_value);
+  for (int32_t ky = 0; ky < c.kh; ++ky, dst += row_bytes) {
+    const int32_t iy = y0 + ky;
+    if (iy < 0 || iy >= c.ih) {
+      fill_spill(dst, pad, row_bytes);
       continue;
     }
-    for (int32_t kx = 0; kx < c.kw; ++kx) {
-      const int32_t ix = x0 + kx;
-      d = (ix < 0 || ix >= c.iw) ? fill_interleaved(d, pad, tap_blocks)
-                                 : copy_interleaved(d, image + (row + ix) * c.ic, tap_blocks);
-    }
+    fill_spill(dst, pad, left_bytes);
+    copy_spill(dst + left_bytes, image + (static_cast<ptrdiff_t>(iy) * c.iw + x0 + left) * c.ic,
+               inside);
+    fill_spill(dst + left_bytes + inside, pad, right_bytes);
+  }
+}
+
+// Side-by-side version of interleave_inner_row (below): the four windows,
+// `stride` bytes apart, row by row; each row is contiguous in the image.
+inline void side_by_side_inner_row(const RunConv& c, const int8_t* origin, ptrdiff_t step,
+                                   int8_t* patch, int32_t stride) {
+  const int32_t row_bytes = c.kw * c.ic;
+  const ptrdiff_t in_row = static_cast<ptrdiff_t>(c.iw) * c.ic;
+  for (int32_t q = 0; q < 4; ++q, origin += step, patch += stride) {
+    const int8_t* src = origin;
+    int8_t* dst = patch;
+    for (int32_t ky = 0; ky < c.kh; ++ky, src += in_row, dst += row_bytes)
+      copy_spill(dst, src, row_bytes);
   }
 }
 

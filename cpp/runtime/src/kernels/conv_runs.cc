@@ -137,19 +137,22 @@ void run_groups(const RunConv& c) {
     int8_t* out = c.output + n0 * c.out_channels;
     Pixel px{};
 #if defined(__ARM_FEATURE_MVE)
-    if (!kTail && cursor.four_inside()) {
+    if (cursor.four_inside()) {
       px = cursor.peek();
       cursor.advance(4);
-      helium::interleave_inner_row(c,
-                                   px.image + (static_cast<ptrdiff_t>(px.y0) * c.iw + px.x0) * c.ic,
-                                   static_cast<ptrdiff_t>(c.stride_w) * c.ic, patch);
+      const int8_t* origin = px.image + (static_cast<ptrdiff_t>(px.y0) * c.iw + px.x0) * c.ic;
+      const ptrdiff_t step = static_cast<ptrdiff_t>(c.stride_w) * c.ic;
+      if (kTail) {
+        helium::side_by_side_inner_row(c, origin, step, patch, stride);
+      } else {
+        helium::interleave_inner_row(c, origin, step, patch);
+      }
     } else {
       // Spare lanes of the last group repeat its last pixel (computed, not stored).
       for (int32_t q = 0; q < 4; ++q) {
         if (q < lanes) px = cursor.next();
         if (kTail) {
-          copy_window(px.image, c.ih, c.iw, c.ic, px.y0, px.x0, c.kh, c.kw, c.pad_value,
-                      patch + q * stride);
+          helium::side_by_side_window(c, px.image, px.y0, px.x0, patch + q * stride);
         } else {
           helium::interleave_window(c, px.image, px.y0, px.x0, patch, q);
         }
