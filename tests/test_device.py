@@ -120,3 +120,40 @@ def test_random_add_on_m55(case):
 @given(test_ops.unary_case("SOFTMAX"))
 def test_random_softmax_on_m55(case):
     _host_equals_m55(case)
+
+
+# The device convolution's edge cases, deterministically: C_in below, at and
+# between multiples of 16 (interleaved and side-by-side windows), 1x1 to 5x5,
+# stride 2, output widths that leave a partial group of four pixels, every
+# density from dense to fully pruned, and windows over 1 KB (the reference
+# loop on the M55).
+RUN_CONV_CASES = [
+    # (out_h, out_w, c_in, c_out, k, stride)
+    (5, 7, 3, 8, 3, 1),
+    (6, 6, 15, 16, 3, 1),
+    (4, 9, 16, 5, 3, 2),
+    (3, 5, 60, 8, 3, 1),
+    (4, 4, 64, 12, 1, 1),
+    (3, 6, 8, 4, 5, 2),
+    (2, 3, 130, 4, 3, 1),
+]
+
+
+@pytest.mark.parametrize("case", RUN_CONV_CASES, ids=lambda c: "x".join(map(str, c)))
+def test_device_convolution_edge_cases(case):
+    from dtmm import latency
+
+    oh, ow, ci, co, k, stride = case
+    rng = np.random.default_rng(sum(case))
+    for density in (1.0, 0.5, 0.1, 0.0):
+        shape = latency.LayerShape("CONV_2D", oh * ow * ci * stride * stride, oh, ow, ci, co, k, k)
+        model = latency.random_layer("CONV_2D", shape, density, rng)
+        x = rng.integers(-128, 128, (1, oh * stride, ow * stride, ci)).astype(np.int8)
+        for sparse in ("never", "always"):
+            blob = dtmm.compile(model, sparse=sparse)
+            host = dtmm.Runtime(blob).run(x)
+            for target in TARGETS:
+                got = device.run(blob, x, target).outputs[0]
+                np.testing.assert_array_equal(
+                    got, host, err_msg=f"{target} density={density} sparse={sparse}"
+                )

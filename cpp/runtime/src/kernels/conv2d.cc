@@ -97,6 +97,7 @@ static void eval_conv2d_reference(const OpContext& ctx) {
   }
 }
 
+#if !defined(__ARM_FEATURE_MVE)
 // Reference formula for one output pixel whose window is clipped by the
 // input border: raw dot products over the valid taps, plus the input offset
 // times the weight sum over those taps.
@@ -129,31 +130,16 @@ static void conv_border_pixel(const OpContext& ctx, int32_t b, int32_t y0, int32
   }
 }
 
-// Fast path (groups 1, dilation 1). For a pixel whose window lies inside the
-// input, each window row meets KW * C_in contiguous input bytes, so the sum is
-// KH dot products; the input offset enters once, through the folded bias
-// (bias + input_offset * sum(w)), equal to the reference modulo 2^32. Border
-// pixels use the reference formula.
-void eval_conv2d(const OpContext& ctx) {
+// The host path (groups 1, dilation 1): for a pixel whose window lies inside
+// the input, each window row meets KW * C_in contiguous input bytes, so the
+// sum is KH dot products (conv_rows, portable or AVX2); the input offset
+// enters once, through the folded bias (bias + input_offset * sum(w)), equal
+// to the reference modulo 2^32. Border pixels use the reference formula.
+static void eval_conv2d_rows(const OpContext& ctx, ConvRowsFn rows) {
   const auto& p = ctx.p<dtmm_conv_params>();
   const auto& in = ctx.in(0);
   const auto& w = ctx.in(1);
-  if (ctx.model->reference_kernels || in.dims[3] != w.dims[3] || p.dilation_h != 1 ||
-      p.dilation_w != 1) {
-    eval_conv2d_reference(ctx);
-    return;
-  }
   const int32_t oc_count = w.dims[0], kh = w.dims[1], kw = w.dims[2], ic = w.dims[3];
-  const ConvRowsFn rows = select_conv_rows();
-  if (rows == conv_rows_portable && conv_runs_fits(kh, kw, ic, p.pad_h, p.pad_w)) {
-    // The device path: each filter is one run over its whole window.
-    RunConv c = run_conv_for(ctx, p, kh, kw, oc_count);
-    const ConvRun whole{0, static_cast<uint16_t>(kh * kw * ic)};
-    c.values = ctx.in_data<int8_t>(1);
-    c.runs = &whole;
-    conv_runs(c);
-    return;
-  }
   const auto& out = ctx.out();
   const int32_t batches = in.dims[0], ih = in.dims[1], iw = in.dims[2];
   const int32_t oh = out.dims[1], ow = out.dims[2];
@@ -236,6 +222,44 @@ void eval_conv2d(const OpContext& ctx) {
       }
     }
   }
+}
+#endif
+
+// Groups 1 and dilation 1 take a fast path: on the devices (and hosts
+// without AVX2) the run convolution (conv_runs.h), on x86 hosts conv_rows.
+void eval_conv2d(const OpContext& ctx) {
+  const auto& p = ctx.p<dtmm_conv_params>();
+  const auto& in = ctx.in(0);
+  const auto& w = ctx.in(1);
+  if (ctx.model->reference_kernels || in.dims[3] != w.dims[3] || p.dilation_h != 1 ||
+      p.dilation_w != 1) {
+    eval_conv2d_reference(ctx);
+    return;
+  }
+  const int32_t oc_count = w.dims[0], kh = w.dims[1], kw = w.dims[2], ic = w.dims[3];
+#if defined(__ARM_FEATURE_MVE)
+  const bool device_path = true;
+#else
+  const ConvRowsFn rows = select_conv_rows();
+  const bool device_path = rows == conv_rows_portable;
+#endif
+  if (device_path && conv_runs_fits(kh, kw, ic, p.pad_h, p.pad_w)) {
+    // Each filter is one run over its whole window.
+    RunConv c = run_conv_for(ctx, p, kh, kw, oc_count);
+    const ConvRun whole{0, static_cast<uint16_t>(kh * kw * ic)};
+    c.values = ctx.in_data<int8_t>(1);
+    c.runs = &whole;
+    conv_runs(c);
+    return;
+  }
+#if defined(__ARM_FEATURE_MVE)
+  // Windows over kRunConvMaxWindow bytes (3x3 with C_in > 113) are rare on
+  // microcontrollers; the reference loop serves them and keeps Helium builds
+  // small.
+  eval_conv2d_reference(ctx);
+#else
+  eval_conv2d_rows(ctx, rows);
+#endif
 }
 
 }  // namespace dtmm

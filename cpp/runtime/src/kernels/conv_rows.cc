@@ -9,9 +9,9 @@
 #include "../fixedpoint.h"
 #include "avx2.h"
 #include "dot.h"
-#if defined(__ARM_FEATURE_MVE)
-#include "requantize_helium.h"
-#endif
+
+// Helium builds convolve with conv_runs.cc instead (see conv2d.cc).
+#if !defined(__ARM_FEATURE_MVE)
 
 namespace dtmm {
 
@@ -23,19 +23,10 @@ int8_t requantize(const ConvRows& r, int32_t sum, int32_t oc) {
   return static_cast<int8_t>(clamp_i32(v, r.act_min, r.act_max));
 }
 
-// Four consecutive channels at once (Helium: one vector requantization).
+// Four consecutive channels.
 __attribute__((always_inline)) inline void requantize4(const ConvRows& r, const int32_t sums[4],
                                                        int32_t oc, int8_t* out) {
-#if defined(__ARM_FEATURE_MVE)
-  int32x4_t v = vaddq_s32(vldrwq_s32(sums), vldrwq_s32(r.folded_bias + oc));
-  v = helium::multiply_by_quantized_multiplier4(v, vldrwq_s32(r.multiplier + oc),
-                                                vldrwq_s32(r.shift + oc));
-  v = vaddq_n_s32(v, r.output_offset);
-  v = vminq_s32(vmaxq_s32(v, vdupq_n_s32(r.act_min)), vdupq_n_s32(r.act_max));
-  vstrbq_s32(out + oc, v);
-#else
   for (int32_t j = 0; j < 4; ++j) out[oc + j] = requantize(r, sums[j], oc + j);
-#endif
 }
 
 }  // namespace
@@ -268,3 +259,5 @@ bool conv_rows_use_wide_filter() {
 }
 
 }  // namespace dtmm
+
+#endif  // !__ARM_FEATURE_MVE
