@@ -97,6 +97,14 @@ def test_schedule_meets_flash_and_accuracy_budgets(digits_cnn):
     assert "filterlets" in str(report)
 
 
+def test_zero_accuracy_drop_without_flash_budget_is_always_met(digits_cnn):
+    """With no flash or SRAM limit the unpruned model meets any accuracy
+    budget, even when every pruning option together costs too much."""
+    model, x_cal, y_cal, _, _ = digits_cnn
+    result = dtmm.schedule(model, calibration=(x_cal, y_cal), max_accuracy_drop=0.0, progress=False)
+    assert result.report.accuracy >= result.report.dense_accuracy
+
+
 def test_accuracy_objective_returns_the_least_lossy_schedule_that_fits(digits_cnn):
     model, x_cal, y_cal, _, _ = digits_cnn
     flash = int(0.5 * len(dtmm.compile(model)))

@@ -562,6 +562,17 @@ def schedule(
             break  # the least lossy schedule that fits is already too inaccurate
         else:
             hi = budget
+    if best is None and objective == "latency":
+        # Every pruning option looked cheap on the fitting half, but together
+        # they cost too much: the unpruned model still meets a loss budget of
+        # zero when it fits flash and SRAM.
+        pick = [0] * len(table.names)
+        pruned, blob, arena, instr, score = realise(pick)
+        fits = (limit_flash is None or len(blob) <= limit_flash) and (
+            limit_sram is None or arena <= limit_sram
+        )
+        if fits and dense_score - score <= max_accuracy_drop + 1e-12:
+            best = (pruned, blob, arena, instr, score, pick)
     if best is None:
         found = (
             f"the most accurate schedule that fits drops {dense_score - closest[1]:.2%} "
