@@ -158,23 +158,27 @@ inline void interleave_inner_row(const RunConv& c, const int8_t* origin, ptrdiff
 // (constraint "Te"). Both loops run `blocks` (possibly 0) times with the
 // low-overhead loop (WLS/LE).
 
+// The interleaved loop body (label 1, low-overhead loop on lr): per block,
+// one weight vector against the four windows' slices at x, x + 16, x + 32
+// and x + 48; x advances 64 bytes, w 16.
+#define DTMM_MAC4_INTERLEAVED_LOOP \
+  "1: vldrb.8 q0, [%[w]], #16\n"   \
+  "   vldrb.8 q1, [%[x], #16]\n"   \
+  "   vmladava.s8 %[a1], q1, q0\n" \
+  "   vldrb.8 q2, [%[x], #32]\n"   \
+  "   vmladava.s8 %[a2], q2, q0\n" \
+  "   vldrb.8 q3, [%[x], #48]\n"   \
+  "   vmladava.s8 %[a3], q3, q0\n" \
+  "   vldrb.8 q1, [%[x]], #64\n"   \
+  "   vmladava.s8 %[a0], q1, q0\n" \
+  "   le      lr, 1b\n"
+
 // Interleaved windows: x advances 64 bytes per block (four 16-byte slices).
 __attribute__((always_inline)) inline void mac_interleaved(const int8_t*& w, const int8_t*& x,
                                                            int32_t blocks, int32_t& a0, int32_t& a1,
                                                            int32_t& a2, int32_t& a3) {
   __asm__ volatile(
-      "   wls     lr, %[n], 2f\n"
-      "1: vldrb.8 q0, [%[w]], #16\n"
-      "   vldrb.8 q1, [%[x], #16]\n"
-      "   vmladava.s8 %[a1], q1, q0\n"
-      "   vldrb.8 q2, [%[x], #32]\n"
-      "   vmladava.s8 %[a2], q2, q0\n"
-      "   vldrb.8 q3, [%[x], #48]\n"
-      "   vmladava.s8 %[a3], q3, q0\n"
-      "   vldrb.8 q1, [%[x]], #64\n"
-      "   vmladava.s8 %[a0], q1, q0\n"
-      "   le      lr, 1b\n"
-      "2:\n"
+      "   wls     lr, %[n], 2f\n" DTMM_MAC4_INTERLEAVED_LOOP "2:\n"
       : [w] "+r"(w), [x] "+r"(x), [a0] "+Te"(a0), [a1] "+Te"(a1), [a2] "+Te"(a2), [a3] "+Te"(a3)
       : [n] "r"(blocks)
       : "q0", "q1", "q2", "q3", "lr", "memory");
@@ -198,17 +202,7 @@ __attribute__((always_inline)) inline void mac_runs_interleaved(const int8_t*& w
       "   uxth    %[x], %[t]\n"
       "   add     %[x], %[p], %[x], lsl #2\n"
       "   lsrs    %[t], %[t], #20\n"
-      "   wls     lr, %[t], 2f\n"
-      "1: vldrb.8 q0, [%[w]], #16\n"
-      "   vldrb.8 q1, [%[x], #16]\n"
-      "   vmladava.s8 %[a1], q1, q0\n"
-      "   vldrb.8 q2, [%[x], #32]\n"
-      "   vmladava.s8 %[a2], q2, q0\n"
-      "   vldrb.8 q3, [%[x], #48]\n"
-      "   vmladava.s8 %[a3], q3, q0\n"
-      "   vldrb.8 q1, [%[x]], #64\n"
-      "   vmladava.s8 %[a0], q1, q0\n"
-      "   le      lr, 1b\n"
+      "   wls     lr, %[t], 2f\n" DTMM_MAC4_INTERLEAVED_LOOP
       "2: subs    %[k], %[k], #1\n"
       "   bne     4b\n"
       "3:\n"
