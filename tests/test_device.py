@@ -157,3 +157,25 @@ def test_device_convolution_edge_cases(case):
                 np.testing.assert_array_equal(
                     got, host, err_msg=f"{target} density={density} sparse={sparse}"
                 )
+
+
+# Depthwise on the M55: depth below 4, a multiple of 4, of 16, stride 2,
+# borders on every side.
+DEPTHWISE_CASES = [(5, 7, 3, 3, 1), (4, 6, 8, 3, 2), (6, 5, 16, 3, 1), (3, 4, 48, 5, 2)]
+
+
+@pytest.mark.parametrize("case", DEPTHWISE_CASES, ids=lambda c: "x".join(map(str, c)))
+def test_device_depthwise_edge_cases(case):
+    from dtmm import latency
+
+    oh, ow, depth, k, stride = case
+    rng = np.random.default_rng(sum(case))
+    shape = latency.LayerShape(
+        "DEPTHWISE_CONV_2D", oh * ow * depth * stride * stride, oh, ow, depth, depth, k, k
+    )
+    model = latency.random_layer("DEPTHWISE_CONV_2D", shape, 1.0, rng)
+    x = rng.integers(-128, 128, (2, oh * stride, ow * stride, depth)).astype(np.int8)
+    blob = dtmm.compile(model)
+    host = dtmm.Runtime(blob).run(x)
+    for target in TARGETS:
+        np.testing.assert_array_equal(device.run(blob, x, target).outputs[0], host, err_msg=target)

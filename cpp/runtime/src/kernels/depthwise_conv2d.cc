@@ -5,7 +5,7 @@
 #include "kernels.h"
 #include "window.h"
 #if defined(__ARM_FEATURE_MVE)
-#include "requantize_helium.h"
+#include "depthwise_helium.h"
 #endif
 
 namespace dtmm {
@@ -156,35 +156,7 @@ static void dw_pixel_avx2(const int8_t* window, ptrdiff_t in_row, int32_t kh, in
 
 #endif  // DTMM_X86_SIMD
 
-#if defined(__ARM_FEATURE_MVE)
-// One output pixel with Helium, 4 channels per step (tail predicated): the
-// int8 inputs and weights are widened on load, products summed in int32,
-// then the folded bias and the vector requantization.
-static void dw_pixel_helium(const int8_t* window, ptrdiff_t in_row, int32_t kh, int32_t kw,
-                            int32_t depth, const int8_t* filter, const int32_t* folded,
-                            const int32_t* mult, const int32_t* shift, const dtmm_conv_params& p,
-                            int8_t* out) {
-  for (int32_t c = 0; c < depth; c += 4) {
-    const mve_pred16_t pred = vctp32q(static_cast<uint32_t>(depth - c));
-    int32x4_t acc = vdupq_n_s32(0);
-    for (int32_t ky = 0; ky < kh; ++ky) {
-      const int8_t* xr = window + ky * in_row + c;
-      const int8_t* wr = filter + ptrdiff_t{ky} * kw * depth + c;
-      for (int32_t kx = 0; kx < kw; ++kx)
-        acc = vaddq_s32(acc, vmulq_s32(vldrbq_z_s32(xr + kx * depth, pred),
-                                       vldrbq_z_s32(wr + kx * depth, pred)));
-    }
-    int32x4_t v = vaddq_s32(acc, vldrwq_z_s32(folded + c, pred));
-    v = helium::multiply_by_quantized_multiplier4(v, vldrwq_z_s32(mult + c, pred),
-                                                  vldrwq_z_s32(shift + c, pred));
-    v = vaddq_n_s32(v, p.output_offset);
-    v = vminq_s32(vmaxq_s32(v, vdupq_n_s32(p.act_min)), vdupq_n_s32(p.act_max));
-    vstrbq_p_s32(out + c, v, pred);
-  }
-}
-#endif
-
-#if defined(__ARM_FEATURE_MVE) || DTMM_X86_SIMD
+#if DTMM_X86_SIMD
 using DwPixelFn = void (*)(const int8_t*, ptrdiff_t, int32_t, int32_t, int32_t, const int8_t*,
                            const int32_t*, const int32_t*, const int32_t*, const dtmm_conv_params&,
                            int8_t*);
@@ -230,6 +202,64 @@ static bool depthwise_by_pixel(const OpContext& ctx, DwPixelFn pixel) {
 }
 #endif
 
+#if defined(__ARM_FEATURE_MVE)
+// Every output pixel through helium::depthwise_pixel; border windows are
+// copied with the input zero point in the padding (cancelled by the folded
+// bias). False, doing nothing, when a window does not fit the stack buffer.
+static bool depthwise_helium(const OpContext& ctx) {
+  const auto& p = ctx.p<dtmm_conv_params>();
+  const auto& in = ctx.in(0);
+  const auto& w = ctx.in(1);
+  const auto& out = ctx.out();
+  const int32_t kh = w.dims[1], kw = w.dims[2], depth = w.dims[3];
+  constexpr int64_t kPatchMax = 2304;  // 3x3 taps of 256 channels
+  if (int64_t{kh} * kw * depth > kPatchMax) return false;
+  int8_t patch[kPatchMax];
+  helium::DepthwisePixel d{};
+  d.kh = kh;
+  d.kw = kw;
+  d.depth = depth;
+  d.filter = ctx.in_data<int8_t>(1);
+  d.folded = ctx.blob_i32(p.folded_bias_offset);
+  d.mult = ctx.blob_i32(p.quant_offset);
+  d.shift = d.mult + depth;
+  d.output_offset = p.output_offset;
+  d.act_min = p.act_min;
+  d.act_max = p.act_max;
+  d.right_shifts = true;
+  for (int32_t c = 0; c < depth; ++c) d.right_shifts = d.right_shifts && d.shift[c] < 0;
+  void (*const pixel)(const helium::DepthwisePixel&, const int8_t*, int8_t*) =
+      depth % 16 == 0  ? helium::depthwise_pixel16
+      : depth % 4 == 0 ? helium::depthwise_pixel<true>
+                       : helium::depthwise_pixel<false>;
+  const int8_t* x = ctx.in_data<int8_t>(0);
+  int8_t* y = ctx.out_data<int8_t>();
+  const int32_t batches = in.dims[0], ih = in.dims[1], iw = in.dims[2];
+  const int32_t oh = out.dims[1], ow = out.dims[2];
+  const ptrdiff_t image_row = ptrdiff_t{iw} * depth;
+  for (int32_t b = 0; b < batches; ++b) {
+    const int8_t* image = x + ptrdiff_t{b} * ih * image_row;
+    for (int32_t oy = 0; oy < oh; ++oy) {
+      const int32_t y0 = oy * p.stride_h - p.pad_h;
+      int8_t* out_px = y + (ptrdiff_t{b} * oh + oy) * ow * depth;
+      for (int32_t ox = 0; ox < ow; ++ox, out_px += depth) {
+        const int32_t x0 = ox * p.stride_w - p.pad_w;
+        if (y0 >= 0 && y0 + kh <= ih && x0 >= 0 && x0 + kw <= iw) {
+          d.in_row = image_row;
+          pixel(d, image + y0 * image_row + ptrdiff_t{x0} * depth, out_px);
+          continue;
+        }
+        copy_window(image, ih, iw, depth, y0, x0, kh, kw, static_cast<int8_t>(-p.input_offset),
+                    patch);
+        d.in_row = ptrdiff_t{kw} * depth;
+        pixel(d, patch, out_px);
+      }
+    }
+  }
+  return true;
+}
+#endif
+
 // Fast path (multiplier 1, dilation 1): channels are the contiguous inner
 // axis of both input and filter, so each tap is a vector multiply-add over a
 // block of channels. Inside the input the zero-point correction comes from the
@@ -242,7 +272,7 @@ void eval_depthwise_conv2d(const OpContext& ctx) {
     return;
   }
 #if defined(__ARM_FEATURE_MVE)
-  if (depthwise_by_pixel(ctx, dw_pixel_helium)) return;
+  if (depthwise_helium(ctx)) return;
 #elif DTMM_X86_SIMD
   if (avx2::cpu_has_avx2() && depthwise_by_pixel(ctx, dw_pixel_avx2)) return;
 #endif

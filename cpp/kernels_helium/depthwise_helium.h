@@ -1,0 +1,101 @@
+// DEPTHWISE_CONV_2D (multiplier 1) with Helium: one output pixel, four
+// channels per step. Inputs and weights are widened to int32 on load (VLDRB.S32),
+// multiplied and added lane by lane (MVE has no vector-by-vector
+// multiply-accumulate), starting from the folded bias; then TFLite's
+// requantization on the four lanes. The same integers as the scalar kernel.
+#ifndef DTMM_KERNELS_HELIUM_DEPTHWISE_HELIUM_H_
+#define DTMM_KERNELS_HELIUM_DEPTHWISE_HELIUM_H_
+
+#include <arm_mve.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtmm/format.h"
+#include "requantize_helium.h"
+
+namespace dtmm {
+namespace helium {
+
+struct DepthwisePixel {
+  ptrdiff_t in_row;  // bytes between window rows
+  int32_t kh, kw, depth;
+  const int8_t* filter;  // [kh][kw][depth]
+  const int32_t *folded, *mult, *shift;
+  int32_t output_offset, act_min, act_max;
+  bool right_shifts;  // every channel's shift is negative (the usual case)
+};
+
+// kWhole: depth is a multiple of 4 (no predicates). Taps are visited row by
+// row; the window's rows are in_row bytes apart, its taps depth bytes apart.
+template <bool kWhole>
+inline void depthwise_pixel(const DepthwisePixel& d, const int8_t* window, int8_t* out) {
+  const int32x4_t lo = vdupq_n_s32(d.act_min), hi = vdupq_n_s32(d.act_max);
+  const ptrdiff_t row_skip = d.in_row - ptrdiff_t{d.kw} * d.depth;
+  for (int32_t c = 0; c < d.depth; c += 4) {
+    const mve_pred16_t p = vctp32q(static_cast<uint32_t>(d.depth - c));
+    int32x4_t acc = kWhole ? vldrwq_s32(d.folded + c) : vldrwq_z_s32(d.folded + c, p);
+    const int8_t* x = window + c;
+    const int8_t* w = d.filter + c;
+    for (int32_t ky = 0; ky < d.kh; ++ky, x += row_skip) {
+      for (int32_t kx = 0; kx < d.kw; ++kx, x += d.depth, w += d.depth) {
+        const int32x4_t xv = kWhole ? vldrbq_s32(x) : vldrbq_z_s32(x, p);
+        const int32x4_t wv = kWhole ? vldrbq_s32(w) : vldrbq_z_s32(w, p);
+        acc = vaddq_s32(acc, vmulq_s32(xv, wv));
+      }
+    }
+    const int32x4_t m = kWhole ? vldrwq_s32(d.mult + c) : vldrwq_z_s32(d.mult + c, p);
+    const int32x4_t s = kWhole ? vldrwq_s32(d.shift + c) : vldrwq_z_s32(d.shift + c, p);
+    int32x4_t v;
+    if (d.right_shifts) {  // see requantize_helium.h: the correction, then VRSHL right
+      v = vqrdmulhq_s32(acc, m);
+      v = vrshlq_s32(vaddq_s32(v, vshrq_n_s32(v, 31)), s);
+    } else {
+      v = multiply_by_quantized_multiplier4(acc, m, s);
+    }
+    v = vminq_s32(vmaxq_s32(vaddq_n_s32(v, d.output_offset), lo), hi);
+    if (kWhole) {
+      vstrbq_s32(out + c, v);
+    } else {
+      vstrbq_p_s32(out + c, v, p);
+    }
+  }
+}
+
+// Depth a multiple of 16: sixteen channels per step in four accumulators,
+// their widening loads at immediate offsets from one pointer per tap.
+inline void depthwise_pixel16(const DepthwisePixel& d, const int8_t* window, int8_t* out) {
+  const int32x4_t lo = vdupq_n_s32(d.act_min), hi = vdupq_n_s32(d.act_max);
+  const ptrdiff_t row_skip = d.in_row - ptrdiff_t{d.kw} * d.depth;
+  for (int32_t c = 0; c < d.depth; c += 16) {
+    int32x4_t a0 = vldrwq_s32(d.folded + c), a1 = vldrwq_s32(d.folded + c + 4);
+    int32x4_t a2 = vldrwq_s32(d.folded + c + 8), a3 = vldrwq_s32(d.folded + c + 12);
+    const int8_t* x = window + c;
+    const int8_t* w = d.filter + c;
+    for (int32_t ky = 0; ky < d.kh; ++ky, x += row_skip) {
+      for (int32_t kx = 0; kx < d.kw; ++kx, x += d.depth, w += d.depth) {
+        a0 = vaddq_s32(a0, vmulq_s32(vldrbq_s32(x), vldrbq_s32(w)));
+        a1 = vaddq_s32(a1, vmulq_s32(vldrbq_s32(x + 4), vldrbq_s32(w + 4)));
+        a2 = vaddq_s32(a2, vmulq_s32(vldrbq_s32(x + 8), vldrbq_s32(w + 8)));
+        a3 = vaddq_s32(a3, vmulq_s32(vldrbq_s32(x + 12), vldrbq_s32(w + 12)));
+      }
+    }
+    const int32x4_t acc[4] = {a0, a1, a2, a3};
+    for (int32_t j = 0; j < 4; ++j) {
+      const int32_t k = c + 4 * j;
+      const int32x4_t m = vldrwq_s32(d.mult + k), s = vldrwq_s32(d.shift + k);
+      int32x4_t v;
+      if (d.right_shifts) {
+        v = vqrdmulhq_s32(acc[j], m);
+        v = vrshlq_s32(vaddq_s32(v, vshrq_n_s32(v, 31)), s);
+      } else {
+        v = multiply_by_quantized_multiplier4(acc[j], m, s);
+      }
+      vstrbq_s32(out + k, vminq_s32(vmaxq_s32(vaddq_n_s32(v, d.output_offset), lo), hi));
+    }
+  }
+}
+
+}  // namespace helium
+}  // namespace dtmm
+
+#endif  // DTMM_KERNELS_HELIUM_DEPTHWISE_HELIUM_H_
