@@ -260,22 +260,13 @@ static bool depthwise_helium(const OpContext& ctx) {
 }
 #endif
 
-// Fast path (multiplier 1, dilation 1): channels are the contiguous inner
+#if !defined(__ARM_FEATURE_MVE)
+// Portable fast path (multiplier 1, dilation 1): channels are the contiguous inner
 // axis of both input and filter, so each tap is a vector multiply-add over a
 // block of channels. Inside the input the zero-point correction comes from the
 // folded bias; on the border, padded taps are skipped and the offset applied.
-void eval_depthwise_conv2d(const OpContext& ctx) {
+static void eval_depthwise_conv2d_blocked(const OpContext& ctx) {
   const auto& p = ctx.p<dtmm_conv_params>();
-  if (ctx.model->reference_kernels || p.depth_multiplier != 1 || p.dilation_h != 1 ||
-      p.dilation_w != 1) {
-    eval_depthwise_conv2d_reference(ctx);
-    return;
-  }
-#if defined(__ARM_FEATURE_MVE)
-  if (depthwise_helium(ctx)) return;
-#elif DTMM_X86_SIMD
-  if (avx2::cpu_has_avx2() && depthwise_by_pixel(ctx, dw_pixel_avx2)) return;
-#endif
   constexpr int32_t kBlock = 64;  // channels per pass: a 256-byte accumulator on the stack
   const auto& in = ctx.in(0);
   const auto& w = ctx.in(1);
@@ -322,6 +313,26 @@ void eval_depthwise_conv2d(const OpContext& ctx) {
       }
     }
   }
+}
+#endif
+
+void eval_depthwise_conv2d(const OpContext& ctx) {
+  const auto& p = ctx.p<dtmm_conv_params>();
+  if (ctx.model->reference_kernels || p.depth_multiplier != 1 || p.dilation_h != 1 ||
+      p.dilation_w != 1) {
+    eval_depthwise_conv2d_reference(ctx);
+    return;
+  }
+#if defined(__ARM_FEATURE_MVE)
+  // Windows over the stack patch (more than 2,304 bytes) take the reference
+  // loop, which keeps Helium builds small.
+  if (!depthwise_helium(ctx)) eval_depthwise_conv2d_reference(ctx);
+#else
+#if DTMM_X86_SIMD
+  if (avx2::cpu_has_avx2() && depthwise_by_pixel(ctx, dw_pixel_avx2)) return;
+#endif
+  eval_depthwise_conv2d_blocked(ctx);
+#endif
 }
 
 }  // namespace dtmm
