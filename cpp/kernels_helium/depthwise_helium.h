@@ -25,26 +25,27 @@ struct DepthwisePixel {
   bool right_shifts;  // every channel's shift is negative (the usual case)
 };
 
-// kWhole: depth is a multiple of 4 (no predicates). Taps are visited row by
-// row; the window's rows are in_row bytes apart, its taps depth bytes apart.
-template <bool kWhole>
-inline void depthwise_pixel(const DepthwisePixel& d, const int8_t* window, int8_t* out) {
+// Any depth, four channels per step, the last step predicated. Taps are
+// visited row by row; the window's rows are in_row bytes apart, its taps
+// depth bytes apart.
+__attribute__((always_inline)) inline void depthwise_pixel(const DepthwisePixel& d,
+                                                           const int8_t* window, int8_t* out) {
   const int32x4_t lo = vdupq_n_s32(d.act_min), hi = vdupq_n_s32(d.act_max);
   const ptrdiff_t row_skip = d.in_row - ptrdiff_t{d.kw} * d.depth;
   for (int32_t c = 0; c < d.depth; c += 4) {
     const mve_pred16_t p = vctp32q(static_cast<uint32_t>(d.depth - c));
-    int32x4_t acc = kWhole ? vldrwq_s32(d.folded + c) : vldrwq_z_s32(d.folded + c, p);
+    int32x4_t acc = vldrwq_z_s32(d.folded + c, p);
     const int8_t* x = window + c;
     const int8_t* w = d.filter + c;
     for (int32_t ky = 0; ky < d.kh; ++ky, x += row_skip) {
       for (int32_t kx = 0; kx < d.kw; ++kx, x += d.depth, w += d.depth) {
-        const int32x4_t xv = kWhole ? vldrbq_s32(x) : vldrbq_z_s32(x, p);
-        const int32x4_t wv = kWhole ? vldrbq_s32(w) : vldrbq_z_s32(w, p);
+        const int32x4_t xv = vldrbq_z_s32(x, p);
+        const int32x4_t wv = vldrbq_z_s32(w, p);
         acc = vaddq_s32(acc, vmulq_s32(xv, wv));
       }
     }
-    const int32x4_t m = kWhole ? vldrwq_s32(d.mult + c) : vldrwq_z_s32(d.mult + c, p);
-    const int32x4_t s = kWhole ? vldrwq_s32(d.shift + c) : vldrwq_z_s32(d.shift + c, p);
+    const int32x4_t m = vldrwq_z_s32(d.mult + c, p);
+    const int32x4_t s = vldrwq_z_s32(d.shift + c, p);
     int32x4_t v;
     if (d.right_shifts) {  // see requantize_helium.h: the correction, then VRSHL right
       v = vqrdmulhq_s32(acc, m);
@@ -53,11 +54,7 @@ inline void depthwise_pixel(const DepthwisePixel& d, const int8_t* window, int8_
       v = multiply_by_quantized_multiplier4(acc, m, s);
     }
     v = vminq_s32(vmaxq_s32(vaddq_n_s32(v, d.output_offset), lo), hi);
-    if (kWhole) {
-      vstrbq_s32(out + c, v);
-    } else {
-      vstrbq_p_s32(out + c, v, p);
-    }
+    vstrbq_p_s32(out + c, v, p);
   }
 }
 
@@ -97,20 +94,56 @@ __attribute__((always_inline)) inline void depthwise_row16(const int8_t*& x, con
       : "q0", "q1", "lr", "memory");
 }
 
-// Depth a multiple of 16: sixteen channels per step in four accumulators,
-// their widening loads at immediate offsets from one pointer per tap.
-inline void depthwise_pixel16(const DepthwisePixel& d, const int8_t* window, int8_t* out) {
+// The same for eight channels (a0, a1).
+__attribute__((always_inline)) inline void depthwise_row8(const int8_t*& x, const int8_t*& w,
+                                                          int32_t taps, int32_t step, int32x4_t& a0,
+                                                          int32x4_t& a1) {
+  __asm__ volatile(
+      "   wls     lr, %[n], 2f\n"
+      "1: vldrb.s32 q0, [%[x]]\n"
+      "   vldrb.s32 q1, [%[w]]\n"
+      "   vmul.i32 q0, q0, q1\n"
+      "   vadd.i32 %q[a0], %q[a0], q0\n"
+      "   vldrb.s32 q0, [%[x], #4]\n"
+      "   vldrb.s32 q1, [%[w], #4]\n"
+      "   vmul.i32 q0, q0, q1\n"
+      "   vadd.i32 %q[a1], %q[a1], q0\n"
+      "   add     %[x], %[x], %[s]\n"
+      "   add     %[w], %[w], %[s]\n"
+      "   le      lr, 1b\n"
+      "2:\n"
+      : [x] "+l"(x), [w] "+l"(w), [a0] "+w"(a0), [a1] "+w"(a1)
+      : [n] "r"(taps), [s] "r"(step)
+      : "q0", "q1", "lr", "memory");
+}
+
+// Depth a multiple of 4 * kGroups (kGroups 2 or 4): that many channels per
+// step in as many accumulators, their widening loads at immediate offsets
+// from one pointer per tap.
+template <int kGroups>
+__attribute__((always_inline)) inline void depthwise_pixel_wide(const DepthwisePixel& d,
+                                                                const int8_t* window, int8_t* out) {
+  static_assert(kGroups == 2 || kGroups == 4, "eight or sixteen channels per step");
   const int32x4_t lo = vdupq_n_s32(d.act_min), hi = vdupq_n_s32(d.act_max);
   const ptrdiff_t row_skip = d.in_row - ptrdiff_t{d.kw} * d.depth;
-  for (int32_t c = 0; c < d.depth; c += 16) {
+  for (int32_t c = 0; c < d.depth; c += 4 * kGroups) {
     int32x4_t a0 = vldrwq_s32(d.folded + c), a1 = vldrwq_s32(d.folded + c + 4);
-    int32x4_t a2 = vldrwq_s32(d.folded + c + 8), a3 = vldrwq_s32(d.folded + c + 12);
+    int32x4_t a2 = a0, a3 = a1;  // used only with four groups
+    if (kGroups == 4) {
+      a2 = vldrwq_s32(d.folded + c + 8);
+      a3 = vldrwq_s32(d.folded + c + 12);
+    }
     const int8_t* x = window + c;
     const int8_t* w = d.filter + c;
-    for (int32_t ky = 0; ky < d.kh; ++ky, x += row_skip)
-      depthwise_row16(x, w, d.kw, d.depth, a0, a1, a2, a3);
+    for (int32_t ky = 0; ky < d.kh; ++ky, x += row_skip) {
+      if (kGroups == 4) {
+        depthwise_row16(x, w, d.kw, d.depth, a0, a1, a2, a3);
+      } else {
+        depthwise_row8(x, w, d.kw, d.depth, a0, a1);
+      }
+    }
     const int32x4_t acc[4] = {a0, a1, a2, a3};
-    for (int32_t j = 0; j < 4; ++j) {
+    for (int32_t j = 0; j < kGroups; ++j) {
       const int32_t k = c + 4 * j;
       const int32x4_t m = vldrwq_s32(d.mult + k), s = vldrwq_s32(d.shift + k);
       int32x4_t v;
@@ -123,6 +156,15 @@ inline void depthwise_pixel16(const DepthwisePixel& d, const int8_t* window, int
       vstrbq_s32(out + k, vminq_s32(vmaxq_s32(vaddq_n_s32(v, d.output_offset), lo), hi));
     }
   }
+}
+
+// `count` output pixels of one row through `pixel`: windows `step` bytes
+// apart, outputs depth bytes apart (one call per row keeps the per-call
+// set-up off the pixel loop).
+template <void (*kPixel)(const DepthwisePixel&, const int8_t*, int8_t*)>
+void depthwise_pixels(const DepthwisePixel& d, const int8_t* window, ptrdiff_t step, int32_t count,
+                      int8_t* out) {
+  for (; count > 0; --count, window += step, out += d.depth) kPixel(d, window, out);
 }
 
 }  // namespace helium

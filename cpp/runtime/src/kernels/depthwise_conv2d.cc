@@ -228,10 +228,10 @@ static bool depthwise_helium(const OpContext& ctx) {
   d.act_max = p.act_max;
   d.right_shifts = true;
   for (int32_t c = 0; c < depth; ++c) d.right_shifts = d.right_shifts && d.shift[c] < 0;
-  void (*const pixel)(const helium::DepthwisePixel&, const int8_t*, int8_t*) =
-      depth % 16 == 0  ? helium::depthwise_pixel16
-      : depth % 4 == 0 ? helium::depthwise_pixel<true>
-                       : helium::depthwise_pixel<false>;
+  void (*const pixels)(const helium::DepthwisePixel&, const int8_t*, ptrdiff_t, int32_t, int8_t*) =
+      depth % 16 == 0  ? helium::depthwise_pixels<helium::depthwise_pixel_wide<4>>
+      : depth % 8 == 0 ? helium::depthwise_pixels<helium::depthwise_pixel_wide<2>>
+                       : helium::depthwise_pixels<helium::depthwise_pixel>;
   const int8_t* x = ctx.in_data<int8_t>(0);
   int8_t* y = ctx.out_data<int8_t>();
   const int32_t batches = in.dims[0], ih = in.dims[1], iw = in.dims[2];
@@ -242,17 +242,26 @@ static bool depthwise_helium(const OpContext& ctx) {
     for (int32_t oy = 0; oy < oh; ++oy) {
       const int32_t y0 = oy * p.stride_h - p.pad_h;
       int8_t* out_px = y + (ptrdiff_t{b} * oh + oy) * ow * depth;
+      // Columns [ox_lo, ox_hi) have their window inside the image: one call.
+      const bool row_inside = y0 >= 0 && y0 + kh <= ih;
+      const int32_t ox_lo = (p.pad_w + p.stride_w - 1) / p.stride_w;
+      const int32_t last = iw - kw + p.pad_w;
+      int32_t ox_hi = last < 0 ? 0 : last / p.stride_w + 1;
+      ox_hi = ox_hi > ow ? ow : ox_hi;
       for (int32_t ox = 0; ox < ow; ++ox, out_px += depth) {
         const int32_t x0 = ox * p.stride_w - p.pad_w;
-        if (y0 >= 0 && y0 + kh <= ih && x0 >= 0 && x0 + kw <= iw) {
+        if (row_inside && ox == ox_lo && ox_lo < ox_hi) {
           d.in_row = image_row;
-          pixel(d, image + y0 * image_row + ptrdiff_t{x0} * depth, out_px);
+          pixels(d, image + y0 * image_row + ptrdiff_t{x0} * depth, ptrdiff_t{p.stride_w} * depth,
+                 ox_hi - ox_lo, out_px);
+          out_px += ptrdiff_t{ox_hi - ox_lo - 1} * depth;
+          ox = ox_hi - 1;
           continue;
         }
         copy_window(image, ih, iw, depth, y0, x0, kh, kw, static_cast<int8_t>(-p.input_offset),
                     patch);
         d.in_row = ptrdiff_t{kw} * depth;
-        pixel(d, patch, out_px);
+        pixels(d, patch, 0, 1, out_px);
       }
     }
   }
