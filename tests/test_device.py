@@ -64,6 +64,23 @@ def test_instruction_counts_are_deterministic_and_per_op():
     assert big.macs >= 4 * small.macs and big.instructions > 2 * small.instructions
 
 
+def test_profile_counts_instructions_per_function():
+    blob = dtmm.compile(dtmm.load(data_path("models", "resnet8", "resnet8_int8.tflite")))
+    plain = device.run(blob, _eval(1), "qemu-m55")
+    result = device.run(blob, _eval(1), "qemu-m55", profile=True)
+    assert plain.functions is None
+    np.testing.assert_array_equal(result.outputs[0], plain.outputs[0])
+    names = [name for name, _ in result.functions]
+    counts = [n for _, n in result.functions]
+    assert counts == sorted(counts, reverse=True) and counts[-1] > 0
+    # the whole run covers the inference, whose convolutions are in the kernels
+    assert sum(counts) > result.instructions
+    conv = sum(layer.instructions for layer in result.layers if layer.op == "CONV_2D")
+    kernel = sum(n for name, n in result.functions if "run_groups" in name or "run_filters" in name)
+    assert 0.5 * conv < kernel <= conv
+    assert "dtmm_init" in names and "main" in names
+
+
 def test_unknown_target_and_bad_inputs():
     blob = dtmm.compile(dtmm.load(dtmm.demo.bundled_model()))
     with pytest.raises(ValueError, match="unknown target"):

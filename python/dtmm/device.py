@@ -13,6 +13,7 @@ compiler (for the plugin).
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 import shutil
@@ -54,6 +55,9 @@ class DeviceResult:
     instructions: int  # guest instructions of the first inference (not cycles)
     instructions_per_inference: list[int]
     layers: list[LayerCount]  # per op, first inference
+    # with run(..., profile=True): (function, instructions) over the whole run
+    # (every inference, plus the firmware's start-up), most first
+    functions: list[tuple[str, int]] | None = None
 
 
 def available() -> str | None:
@@ -189,11 +193,19 @@ def qemu_command(board: str, elf: Path, extra: list[str] | None = None) -> list[
     ]  # fmt: skip
 
 
-def run(blob: bytes, inputs: Any, target: str = "qemu-m55", timeout: float = 600) -> DeviceResult:
+def run(
+    blob: bytes,
+    inputs: Any,
+    target: str = "qemu-m55",
+    timeout: float = 600,
+    *,
+    profile: bool = False,
+) -> DeviceResult:
     """Run ``blob`` on the emulated ``target`` ("qemu-m55": Cortex-M55 with
     Helium; "qemu-m4": Cortex-M4). ``inputs`` is one array for a single-input
     model, else a list with one per input; with or without the batch
-    dimension, as :meth:`dtmm.Runtime.run` accepts them."""
+    dimension, as :meth:`dtmm.Runtime.run` accepts them. ``profile=True``
+    also counts instructions per firmware function (``.functions``)."""
     host = Runtime(blob)  # validates the blob and the inputs exactly as the host does
     xs = list(inputs) if len(host.inputs) > 1 else [inputs]
     if len(xs) != len(host.inputs):
@@ -211,9 +223,10 @@ def run(blob: bytes, inputs: Any, target: str = "qemu-m55", timeout: float = 600
             for n in range(count):
                 for b in batches:
                     f.write(np.ascontiguousarray(b[n]).tobytes())
-        cmd = qemu_command(
-            board, elf, ["-plugin", f"{plugin},marker={marker:#x},out={work / 'counts.txt'}"]
-        )
+        options = f"{plugin},marker={marker:#x},out={work / 'counts.txt'}"
+        if profile:
+            options += f",pcs={work / 'pcs.txt'}"
+        cmd = qemu_command(board, elf, ["-plugin", options])
         proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0:
             raise DeviceError(
@@ -222,6 +235,7 @@ def run(blob: bytes, inputs: Any, target: str = "qemu-m55", timeout: float = 600
             )
         raw = np.fromfile(work / "output.bin", dtype=np.uint8)
         counts = [int(v) for v in (work / "counts.txt").read_text().split()[2:]]
+        functions = _functions(elf, (work / "pcs.txt").read_text()) if profile else None
     outputs, offset = [], 0
     per = sum(int(np.prod(o.shape)) * o.dtype.itemsize for o in host.outputs)
     for o in host.outputs:
@@ -242,4 +256,27 @@ def run(blob: bytes, inputs: Any, target: str = "qemu-m55", timeout: float = 600
         LayerCount(op["name"], op["type"], _dense_macs(op, tensors), first[k + 1] - first[k])
         for k, op in enumerate(ops)
     ]
-    return DeviceResult(outputs, per_inference[0], per_inference, layers)
+    return DeviceResult(outputs, per_inference[0], per_inference, layers, functions)
+
+
+def _functions(elf: Path, pcs: str) -> list[tuple[str, int]]:
+    """Per-address counts ("address count" lines) summed per function of ``elf``."""
+    nm = shutil.which("arm-none-eabi-nm") or "arm-none-eabi-nm"
+    listing = subprocess.run(
+        [nm, "-C", "-n", "-S", str(elf)], capture_output=True, text=True, check=True
+    ).stdout
+    symbols = []  # (start, end, name) of code symbols, by address
+    for line in listing.splitlines():
+        parts = line.split(maxsplit=3)
+        if len(parts) == 4 and parts[2] in "tTwW":
+            start = int(parts[0], 16)
+            symbols.append((start, start + int(parts[1], 16), parts[3]))
+    starts = [sym[0] for sym in symbols]
+    totals: dict[str, int] = {}
+    for line in pcs.splitlines():
+        address, count = line.split()
+        pc = int(address, 16) & ~1
+        i = bisect.bisect_right(starts, pc) - 1
+        name = symbols[i][2] if i >= 0 and pc < symbols[i][1] else f"{pc:#x}"
+        totals[name] = totals.get(name, 0) + int(count)
+    return sorted(totals.items(), key=lambda kv: -kv[1])

@@ -8,8 +8,12 @@
 // its marker before every op and after the last, so consecutive differences
 // are per-op instruction counts. These are instructions, not cycles.
 //
+// With `pcs=PATH` it also counts each translated instruction separately and
+// writes "address count" lines there (tools/profile_device.py turns them
+// into a per-function profile).
+//
 // build: cc -shared -fPIC -O2 -o libdtmm_icount.so icount_plugin.c
-// use:   qemu-system-arm ... -plugin libdtmm_icount.so,marker=0x1234,out=counts.txt
+// use:   qemu-system-arm ... -plugin libdtmm_icount.so,marker=0x1234,out=counts.txt[,pcs=pcs.txt]
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +48,30 @@ static char out_path[4096];
 static uint64_t* hits;
 static size_t num_hits, cap_hits;
 
+// Per-instruction counters for pcs=: in fixed blocks, since QEMU keeps the
+// address of each counter it was given.
+enum { kBlock = 1 << 16 };
+struct pc_block {
+  uint64_t addr[kBlock], count[kBlock];
+  struct pc_block* next;
+};
+static char pcs_path[4096];
+static struct pc_block *pcs_first, *pcs_last;
+static size_t pcs_used = kBlock;
+
+static uint64_t* pc_counter(uint64_t addr) {
+  if (pcs_used == kBlock) {
+    struct pc_block* b = calloc(1, sizeof(*b));
+    if (!b) abort();
+    if (pcs_last) pcs_last->next = b;
+    else pcs_first = b;
+    pcs_last = b;
+    pcs_used = 0;
+  }
+  pcs_last->addr[pcs_used] = addr;
+  return &pcs_last->count[pcs_used++];
+}
+
 static void on_marker(unsigned int vcpu, void* userdata) {
   (void)vcpu;
   (void)userdata;
@@ -61,6 +89,9 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb* tb) {
   for (size_t i = 0; i < n; ++i) {
     struct qemu_plugin_insn* insn = qemu_plugin_tb_get_insn(tb, i);
     qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &executed, 1);
+    if (pcs_path[0])
+      qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64,
+                                                 pc_counter(qemu_plugin_insn_vaddr(insn)), 1);
     if ((qemu_plugin_insn_vaddr(insn) & ~(uint64_t)1) == marker)
       qemu_plugin_register_vcpu_insn_exec_cb(insn, on_marker, QEMU_PLUGIN_CB_NO_REGS, NULL);
   }
@@ -74,6 +105,12 @@ static void write_counts(qemu_plugin_id_t id, void* userdata) {
   fprintf(f, "total %llu\n", (unsigned long long)executed);
   for (size_t i = 0; i < num_hits; ++i) fprintf(f, "%llu\n", (unsigned long long)hits[i]);
   fclose(f);
+  if (!pcs_path[0] || !(f = fopen(pcs_path, "w"))) return;
+  for (struct pc_block* b = pcs_first; b; b = b->next)
+    for (size_t i = 0; i < (b == pcs_last ? pcs_used : kBlock); ++i)
+      if (b->count[i])
+        fprintf(f, "%llx %llu\n", (unsigned long long)b->addr[i], (unsigned long long)b->count[i]);
+  fclose(f);
 }
 
 __attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t id,
@@ -83,6 +120,7 @@ __attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t 
   for (int i = 0; i < argc; ++i) {
     if (strncmp(argv[i], "marker=", 7) == 0) marker = strtoull(argv[i] + 7, NULL, 0) & ~1ull;
     if (strncmp(argv[i], "out=", 4) == 0) snprintf(out_path, sizeof(out_path), "%s", argv[i] + 4);
+    if (strncmp(argv[i], "pcs=", 4) == 0) snprintf(pcs_path, sizeof(pcs_path), "%s", argv[i] + 4);
   }
   if (!marker || !out_path[0]) {
     fprintf(stderr, "dtmm icount plugin: needs marker=ADDR,out=PATH\n");
