@@ -63,8 +63,10 @@ static uint64_t* pc_counter(uint64_t addr) {
   if (pcs_used == kBlock) {
     struct pc_block* b = calloc(1, sizeof(*b));
     if (!b) abort();
-    if (pcs_last) pcs_last->next = b;
-    else pcs_first = b;
+    if (pcs_last)
+      pcs_last->next = b;
+    else
+      pcs_first = b;
     pcs_last = b;
     pcs_used = 0;
   }
