@@ -549,7 +549,10 @@ def schedule(
         if fits and (closest is None or score > closest[1]):
             closest = (len(blob), score, arena)
         if limit_flash is not None and len(blob) > limit_flash:
-            flash_budget -= len(blob) - limit_flash  # the byte estimate was short: tighten
+            # The additive byte estimate was short: ask for less than this
+            # pick's estimate by the overshoot, so the next search moves on.
+            estimate = table.totals(pick)[1]
+            flash_budget = min(flash_budget, estimate) - (len(blob) - limit_flash)
             continue
         if objective == "accuracy" and fits:
             best = (pruned, blob, arena, instr, score, pick)
