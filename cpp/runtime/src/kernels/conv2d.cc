@@ -172,6 +172,10 @@ static void eval_conv2d_rows(const OpContext& ctx, ConvRowsFn rows) {
     for (int64_t i = 0; i < int64_t{oc_count} * r.filter_len; ++i) wide[i] = r.filter[i];
     r.filter16 = wide;
   }
+#if DTMM_X86_SIMD
+  alignas(32) int16_t outer[kConvRowsOuterTable];
+  if (rows == conv_rows_avx2 && conv_rows_prepare_outer(r, outer)) r.outer_weights = outer;
+#endif
   // Border windows are copied here (on the stack: at most 1 KB).
   constexpr int64_t kPatchMax = 1024;
   int8_t patch[kPatchMax];

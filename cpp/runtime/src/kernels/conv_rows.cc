@@ -171,25 +171,42 @@ static void conv_rows_avx2_dot(const ConvRows& r) {
 }
 
 // Short windows (K = KH * KW * C_in <= 64): an outer product instead of dot
-// products. The weights are transposed once per call into int16 pairs
-// [K/2][C_out][2]; per pixel, each pair of window values is broadcast and
-// vpmaddwd adds x[k] * w[oc][k] + x[k+1] * w[oc][k+1] for 8 channels at once,
-// so no horizontal sums are needed.
+// products. The weights are transposed into int16 pairs [K/2][C_out][2]
+// (once per op when the caller provides ConvRows::outer_weights, else once
+// per call); per pixel, each pair of window values is broadcast and vpmaddwd
+// adds x[k] * w[oc][k] + x[k+1] * w[oc][k+1] for 8 channels at once, so no
+// horizontal sums are needed.
 constexpr int32_t kOuterMaxK = 64;
 constexpr int32_t kOuterMaxOc = 256;
+static_assert(kConvRowsOuterTable == kOuterMaxK / 2 * kOuterMaxOc * 2, "table size");
+
+static bool outer_applies(const ConvRows& r) {
+  return r.filter_len <= kOuterMaxK && r.oc_count <= kOuterMaxOc;
+}
+
+static void build_outer(const ConvRows& r, int16_t* table) {
+  const int32_t k = static_cast<int32_t>(r.filter_len);
+  const int32_t pairs = (k + 1) / 2, padded = (r.oc_count + 7) / 8 * 8;
+  for (int32_t p = 0; p < pairs; ++p)
+    for (int32_t oc = 0; oc < padded; ++oc)
+      for (int32_t e = 0; e < 2; ++e) {
+        const int32_t kk = 2 * p + e;
+        table[(p * kOuterMaxOc + oc) * 2 + e] =
+            (oc < r.oc_count && kk < k) ? r.filter[oc * r.filter_len + kk] : 0;
+      }
+}
 
 static void conv_rows_avx2_outer(const ConvRows& r) {
   using namespace avx2;
   const int32_t k = static_cast<int32_t>(r.filter_len);
   const int32_t pairs = (k + 1) / 2;
   const int32_t blocks = (r.oc_count + 7) / 8;
-  alignas(32) int16_t wt[kOuterMaxK / 2][kOuterMaxOc][2];
-  for (int32_t p = 0; p < pairs; ++p)
-    for (int32_t oc = 0; oc < blocks * 8; ++oc)
-      for (int32_t e = 0; e < 2; ++e) {
-        const int32_t kk = 2 * p + e;
-        wt[p][oc][e] = (oc < r.oc_count && kk < k) ? r.filter[oc * r.filter_len + kk] : 0;
-      }
+  alignas(32) int16_t local[kConvRowsOuterTable];
+  const int16_t* wt = r.outer_weights;
+  if (!wt) {
+    build_outer(r, local);
+    wt = local;
+  }
   const __m256i lo = _mm256_set1_epi32(r.act_min), hi = _mm256_set1_epi32(r.act_max);
   const __m256i out_offset = _mm256_set1_epi32(r.output_offset);
   alignas(32) int8_t out8[kOuterMaxOc];
@@ -214,8 +231,8 @@ static void conv_rows_avx2_outer(const ConvRows& r) {
       for (int32_t p = 0; p < pairs; ++p)
         part[p & 3] = _mm256_add_epi32(
             part[p & 3],
-            _mm256_madd_epi16(
-                bx[p], _mm256_load_si256(reinterpret_cast<const __m256i*>(&wt[p][b * 8][0]))));
+            _mm256_madd_epi16(bx[p], _mm256_load_si256(reinterpret_cast<const __m256i*>(
+                                         wt + (p * kOuterMaxOc + b * 8) * 2))));
       const __m256i acc =
           _mm256_add_epi32(_mm256_add_epi32(part[0], part[1]), _mm256_add_epi32(part[2], part[3]));
       const int32_t oc = b * 8;
@@ -237,11 +254,17 @@ static void conv_rows_avx2_outer(const ConvRows& r) {
 }
 
 void conv_rows_avx2(const ConvRows& r) {
-  if (r.filter_len <= kOuterMaxK && r.oc_count <= kOuterMaxOc) {
+  if (outer_applies(r)) {
     conv_rows_avx2_outer(r);
   } else {
     conv_rows_avx2_dot(r);
   }
+}
+
+bool conv_rows_prepare_outer(const ConvRows& r, int16_t* table) {
+  if (!outer_applies(r)) return false;
+  build_outer(r, table);
+  return true;
 }
 
 #pragma GCC pop_options
