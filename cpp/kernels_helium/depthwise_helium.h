@@ -58,6 +58,17 @@ __attribute__((always_inline)) inline void depthwise_pixel(const DepthwisePixel&
   }
 }
 
+// One 4-channel step of the tap loops below: widening loads of the window
+// (x) and the filter (w) at byte offset OFF, multiplied and added into the
+// accumulator operand ACC.
+#define DTMM_DEPTHWISE_STEP(OFF, ACC) \
+  "   vldrb.s32 q0, [%[x], #" #OFF    \
+  "]\n"                               \
+  "   vldrb.s32 q1, [%[w], #" #OFF    \
+  "]\n"                               \
+  "   vmul.i32 q0, q0, q1\n"          \
+  "   vadd.i32 %q[" #ACC "], %q[" #ACC "], q0\n"
+
 // One window row of `taps` taps, `step` bytes apart in both the window and
 // the filter, against sixteen channels: a0..a3 (channels 0-3, 4-7, 8-11,
 // 12-15) += x * w. In assembly: GCC 12 recomputes the widening loads'
@@ -69,22 +80,8 @@ __attribute__((always_inline)) inline void depthwise_row16(const int8_t*& x, con
                                                            int32x4_t& a2, int32x4_t& a3) {
   __asm__ volatile(
       "   wls     lr, %[n], 2f\n"
-      "1: vldrb.s32 q0, [%[x]]\n"
-      "   vldrb.s32 q1, [%[w]]\n"
-      "   vmul.i32 q0, q0, q1\n"
-      "   vadd.i32 %q[a0], %q[a0], q0\n"
-      "   vldrb.s32 q0, [%[x], #4]\n"
-      "   vldrb.s32 q1, [%[w], #4]\n"
-      "   vmul.i32 q0, q0, q1\n"
-      "   vadd.i32 %q[a1], %q[a1], q0\n"
-      "   vldrb.s32 q0, [%[x], #8]\n"
-      "   vldrb.s32 q1, [%[w], #8]\n"
-      "   vmul.i32 q0, q0, q1\n"
-      "   vadd.i32 %q[a2], %q[a2], q0\n"
-      "   vldrb.s32 q0, [%[x], #12]\n"
-      "   vldrb.s32 q1, [%[w], #12]\n"
-      "   vmul.i32 q0, q0, q1\n"
-      "   vadd.i32 %q[a3], %q[a3], q0\n"
+      "1:\n" DTMM_DEPTHWISE_STEP(0, a0) DTMM_DEPTHWISE_STEP(4, a1) DTMM_DEPTHWISE_STEP(8, a2)
+          DTMM_DEPTHWISE_STEP(12, a3)
       "   add     %[x], %[x], %[s]\n"
       "   add     %[w], %[w], %[s]\n"
       "   le      lr, 1b\n"
@@ -100,14 +97,7 @@ __attribute__((always_inline)) inline void depthwise_row8(const int8_t*& x, cons
                                                           int32x4_t& a1) {
   __asm__ volatile(
       "   wls     lr, %[n], 2f\n"
-      "1: vldrb.s32 q0, [%[x]]\n"
-      "   vldrb.s32 q1, [%[w]]\n"
-      "   vmul.i32 q0, q0, q1\n"
-      "   vadd.i32 %q[a0], %q[a0], q0\n"
-      "   vldrb.s32 q0, [%[x], #4]\n"
-      "   vldrb.s32 q1, [%[w], #4]\n"
-      "   vmul.i32 q0, q0, q1\n"
-      "   vadd.i32 %q[a1], %q[a1], q0\n"
+      "1:\n" DTMM_DEPTHWISE_STEP(0, a0) DTMM_DEPTHWISE_STEP(4, a1)
       "   add     %[x], %[x], %[s]\n"
       "   add     %[w], %[w], %[s]\n"
       "   le      lr, 1b\n"

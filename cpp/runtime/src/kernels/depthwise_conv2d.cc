@@ -10,6 +10,10 @@
 
 namespace dtmm {
 
+// Bytes of one copied border window (3x3 taps of 256 channels) for the SIMD
+// paths; larger windows take the portable or reference loops.
+[[maybe_unused]] constexpr int64_t kDepthwisePatch = 2304;
+
 dtmm_status validate_depthwise_conv2d(const OpContext& ctx) {
   if (ctx.num_inputs() < 2 || ctx.num_inputs() > 3 || ctx.op->num_outputs != 1)
     return DTMM_ERR_BAD_OP;
@@ -170,9 +174,8 @@ static bool depthwise_by_pixel(const OpContext& ctx, DwPixelFn pixel) {
   const auto& w = ctx.in(1);
   const auto& out = ctx.out();
   const int32_t kh = w.dims[1], kw = w.dims[2], depth = w.dims[3];
-  constexpr int64_t kPatchMax = 2304;  // 3x3 taps of 256 channels
-  if (int64_t{kh} * kw * depth > kPatchMax) return false;
-  int8_t patch[kPatchMax];
+  if (int64_t{kh} * kw * depth > kDepthwisePatch) return false;
+  int8_t patch[kDepthwisePatch];
   const int8_t* x = ctx.in_data<int8_t>(0);
   const int8_t* filter = ctx.in_data<int8_t>(1);
   const int32_t* folded = ctx.blob_i32(p.folded_bias_offset);
@@ -203,18 +206,19 @@ static bool depthwise_by_pixel(const OpContext& ctx, DwPixelFn pixel) {
 #endif
 
 #if defined(__ARM_FEATURE_MVE)
-// Every output pixel through helium::depthwise_pixel; border windows are
-// copied with the input zero point in the padding (cancelled by the folded
-// bias). False, doing nothing, when a window does not fit the stack buffer.
+// Every output pixel through the Helium kernels: one call per row for the
+// pixels whose window lies inside the image, one per border pixel, whose
+// window is copied with the input zero point in the padding (cancelled by
+// the folded bias). False, doing nothing, when a window does not fit the
+// stack buffer.
 static bool depthwise_helium(const OpContext& ctx) {
   const auto& p = ctx.p<dtmm_conv_params>();
   const auto& in = ctx.in(0);
   const auto& w = ctx.in(1);
   const auto& out = ctx.out();
   const int32_t kh = w.dims[1], kw = w.dims[2], depth = w.dims[3];
-  constexpr int64_t kPatchMax = 2304;  // 3x3 taps of 256 channels
-  if (int64_t{kh} * kw * depth > kPatchMax) return false;
-  int8_t patch[kPatchMax];
+  if (int64_t{kh} * kw * depth > kDepthwisePatch) return false;
+  int8_t patch[kDepthwisePatch];
   helium::DepthwisePixel d{};
   d.kh = kh;
   d.kw = kw;
