@@ -86,34 +86,6 @@ __attribute__((always_inline)) inline void copy_spill(int8_t* dst, const int8_t*
       : "q0", "lr", "p0", "memory", "cc");
 }
 
-__attribute__((always_inline)) inline void fill_spill(int8_t* dst, int8x16_t value, int32_t n) {
-  for (; n > 0; n -= 16, dst += 16) vstrbq_s8(dst, value);
-}
-
-// Window of the pixel at (y0, x0) of `image` as K contiguous bytes at dst
-// (side-by-side layout, C_in not a multiple of 16), row by row: taps in the
-// left padding, taps inside, taps in the right padding.
-inline void side_by_side_window(const RunConv& c, const int8_t* image, int32_t y0, int32_t x0,
-                                int8_t* dst) {
-  const int32_t left = x0 < 0 ? (-x0 < c.kw ? -x0 : c.kw) : 0;
-  const int32_t past = x0 + c.kw - c.iw;
-  const int32_t right = past > 0 ? (past < c.kw - left ? past : c.kw - left) : 0;
-  const int32_t row_bytes = c.kw * c.ic, left_bytes = left * c.ic, right_bytes = right * c.ic;
-  const int32_t inside = row_bytes - left_bytes - right_bytes;
-  const int8x16_t pad = vdupq_n_s8(c.pad_value);
-  for (int32_t ky = 0; ky < c.kh; ++ky, dst += row_bytes) {
-    const int32_t iy = y0 + ky;
-    if (iy < 0 || iy >= c.ih) {
-      fill_spill(dst, pad, row_bytes);
-      continue;
-    }
-    fill_spill(dst, pad, left_bytes);
-    copy_spill(dst + left_bytes, image + (static_cast<ptrdiff_t>(iy) * c.iw + x0 + left) * c.ic,
-               inside);
-    fill_spill(dst + left_bytes + inside, pad, right_bytes);
-  }
-}
-
 // Side-by-side version of interleave_inner_row (below): the four windows,
 // `stride` bytes apart, row by row; each row is contiguous in the image.
 inline void side_by_side_inner_row(const RunConv& c, const int8_t* origin, ptrdiff_t step,

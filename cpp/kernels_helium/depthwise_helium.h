@@ -46,13 +46,8 @@ __attribute__((always_inline)) inline void depthwise_pixel(const DepthwisePixel&
     }
     const int32x4_t m = vldrwq_z_s32(d.mult + c, p);
     const int32x4_t s = vldrwq_z_s32(d.shift + c, p);
-    int32x4_t v;
-    if (d.right_shifts) {  // see requantize_helium.h: the correction, then VRSHL right
-      v = vqrdmulhq_s32(acc, m);
-      v = vrshlq_s32(vaddq_s32(v, vshrq_n_s32(v, 31)), s);
-    } else {
-      v = multiply_by_quantized_multiplier4(acc, m, s);
-    }
+    int32x4_t v = d.right_shifts ? multiply_by_quantized_multiplier4_right(acc, m, s)
+                                 : multiply_by_quantized_multiplier4(acc, m, s);
     v = vminq_s32(vmaxq_s32(vaddq_n_s32(v, d.output_offset), lo), hi);
     vstrbq_p_s32(out + c, v, p);
   }
@@ -136,13 +131,8 @@ __attribute__((always_inline)) inline void depthwise_pixel_wide(const DepthwiseP
     for (int32_t j = 0; j < kGroups; ++j) {
       const int32_t k = c + 4 * j;
       const int32x4_t m = vldrwq_s32(d.mult + k), s = vldrwq_s32(d.shift + k);
-      int32x4_t v;
-      if (d.right_shifts) {
-        v = vqrdmulhq_s32(acc[j], m);
-        v = vrshlq_s32(vaddq_s32(v, vshrq_n_s32(v, 31)), s);
-      } else {
-        v = multiply_by_quantized_multiplier4(acc[j], m, s);
-      }
+      const int32x4_t v = d.right_shifts ? multiply_by_quantized_multiplier4_right(acc[j], m, s)
+                                         : multiply_by_quantized_multiplier4(acc[j], m, s);
       vstrbq_s32(out + k, vminq_s32(vmaxq_s32(vaddq_n_s32(v, d.output_offset), lo), hi));
     }
   }

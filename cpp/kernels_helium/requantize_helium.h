@@ -26,6 +26,14 @@ __attribute__((always_inline)) inline int32x4_t multiply_by_quantized_multiplier
   return vrshlq_s32(v, vnegq_s32(right));
 }
 
+// The same when every lane's shift is negative (a right shift, the usual
+// case): no left shift, and the correction applies to every lane.
+__attribute__((always_inline)) inline int32x4_t multiply_by_quantized_multiplier4_right(
+    int32x4_t x, int32x4_t mult, int32x4_t shift) {
+  const int32x4_t v = vqrdmulhq_s32(x, mult);
+  return vrshlq_s32(vaddq_s32(v, vshrq_n_s32(v, 31)), shift);
+}
+
 // The same for four lanes that share one (multiplier, shift), e.g. one
 // channel's: a right shift, the usual case, takes the correction above; a
 // left shift happens before the multiply and needs none.

@@ -152,7 +152,8 @@ void run_groups(const RunConv& c) {
       for (int32_t q = 0; q < 4; ++q) {
         if (q < lanes) px = cursor.next();
         if (kTail) {
-          helium::side_by_side_window(c, px.image, px.y0, px.x0, patch + q * stride);
+          copy_window(px.image, c.ih, c.iw, c.ic, px.y0, px.x0, c.kh, c.kw, c.pad_value,
+                      patch + q * stride);
         } else {
           helium::interleave_window(c, px.image, px.y0, px.x0, patch, q);
         }

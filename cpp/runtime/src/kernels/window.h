@@ -26,6 +26,17 @@ inline void copy_bytes(int8_t* dst, const int8_t* src, int32_t n) {
 #endif
 }
 
+// The same for filling n bytes with one value.
+inline void fill_bytes(int8_t* dst, int8_t value, int32_t n) {
+#if defined(__ARM_FEATURE_MVE)
+  const int8x16_t v = vdupq_n_s8(value);
+  for (; n >= 16; n -= 16, dst += 16) vstrbq_s8(dst, v);
+  if (n > 0) vstrbq_p_s8(dst, v, vctp8q(static_cast<uint32_t>(n)));
+#else
+  memset(dst, value, static_cast<size_t>(n));
+#endif
+}
+
 // Copies the kh x kw window at (y0, x0) of `image` ([ih, iw, channels]) into
 // `dst` as kh * kw contiguous taps of `channels` bytes; taps outside the image
 // get `zero_point`. With the folded bias (bias + input_offset * sum(w)) those
@@ -38,7 +49,7 @@ inline void copy_window(const int8_t* image, int32_t ih, int32_t iw, int32_t cha
   for (int32_t ky = 0; ky < kh; ++ky, dst += row_bytes) {
     const int32_t iy = y0 + ky;
     if (iy < 0 || iy >= ih) {
-      memset(dst, zero_point, static_cast<size_t>(row_bytes));
+      fill_bytes(dst, zero_point, row_bytes);
       continue;
     }
     const ptrdiff_t row = static_cast<ptrdiff_t>(iy) * iw;
@@ -50,7 +61,7 @@ inline void copy_window(const int8_t* image, int32_t ih, int32_t iw, int32_t cha
       const int32_t ix = x0 + kx;
       int8_t* tap = dst + kx * channels;
       if (ix < 0 || ix >= iw) {
-        memset(tap, zero_point, static_cast<size_t>(channels));
+        fill_bytes(tap, zero_point, channels);
       } else {
         copy_bytes(tap, image + (row + ix) * channels, channels);
       }
