@@ -1,6 +1,6 @@
 // Running a validated model, and the accessors of the C API.
 #include "dtmm/dtmm.h"
-#include "kernels/sparse_conv_host.h"
+#include "kernels/conv_planar.h"
 #include "op_context.h"
 #include "op_registry.h"
 
@@ -96,10 +96,11 @@ size_t dtmm_host_workspace_size(const dtmm_model* m) {
     const OpContext ctx{m, &op, reinterpret_cast<const uint32_t*>(m->blob + op.io_offset),
                         m->blob + op.params_offset, nullptr};
     size_t bytes = 0;
+    if (op.type == DTMM_OP_CONV_2D || op.type == DTMM_OP_CONV_2D_FWCS)
+      bytes = conv_planar_workspace(ctx);
     if (op.type == DTMM_OP_CONV_2D) {
-      bytes = 2 * static_cast<size_t>(num_elements(ctx.in(1)));  // widened weights
-    } else if (op.type == DTMM_OP_CONV_2D_FWCS) {
-      bytes = fwcs_conv_host_workspace(ctx);
+      const size_t widened = 2 * static_cast<size_t>(num_elements(ctx.in(1)));
+      bytes = widened > bytes ? widened : bytes;
     }
     need = bytes > need ? bytes : need;
   }

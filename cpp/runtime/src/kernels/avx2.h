@@ -90,6 +90,51 @@ inline void store8_i8(int8_t* out, __m256i v, __m256i lo, __m256i hi) {
   _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm_packs_epi16(w, w));
 }
 
+// In place: r[i] holds row i of an 8x8 int32 matrix on entry, column i on
+// return.
+inline void transpose8x8_i32(__m256i r[8]) {
+  __m256i a[8], b[8];
+  for (int i = 0; i < 4; ++i) {
+    a[2 * i] = _mm256_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    a[2 * i + 1] = _mm256_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; ++i)
+    for (int h = 0; h < 2; ++h) {
+      b[4 * i + 2 * h] = _mm256_unpacklo_epi64(a[4 * i + h], a[4 * i + 2 + h]);
+      b[4 * i + 2 * h + 1] = _mm256_unpackhi_epi64(a[4 * i + h], a[4 * i + 2 + h]);
+    }
+  // b[k] holds, per 128-bit half, columns (k % 4) and (k % 4) + 4 of rows
+  // 4 * (k / 4) .. + 3.
+  for (int k = 0; k < 4; ++k) {
+    r[k] = _mm256_permute2x128_si256(b[k], b[4 + k], 0x20);
+    r[k + 4] = _mm256_permute2x128_si256(b[k], b[4 + k], 0x31);
+  }
+}
+
+// In place: r[i] holds row i of a 16x16 int8 matrix on entry, column i on
+// return. Four rounds interleave ever wider units of neighbouring rows.
+inline void transpose16x16_i8(__m128i r[16]) {
+  __m128i a[16], b[16];
+  for (int i = 0; i < 8; ++i) {  // a[h * 8 + i]: columns 8h..8h+7 of rows 2i, 2i+1
+    a[i] = _mm_unpacklo_epi8(r[2 * i], r[2 * i + 1]);
+    a[8 + i] = _mm_unpackhi_epi8(r[2 * i], r[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h)  // b[g * 4 + q]: columns 4g..4g+3 of rows 4q..4q+3
+    for (int q = 0; q < 4; ++q) {
+      b[(2 * h) * 4 + q] = _mm_unpacklo_epi16(a[h * 8 + 2 * q], a[h * 8 + 2 * q + 1]);
+      b[(2 * h + 1) * 4 + q] = _mm_unpackhi_epi16(a[h * 8 + 2 * q], a[h * 8 + 2 * q + 1]);
+    }
+  for (int g = 0; g < 4; ++g)  // a[p * 2 + o]: columns 2p, 2p+1 of rows 8o..8o+7
+    for (int o = 0; o < 2; ++o) {
+      a[(2 * g) * 2 + o] = _mm_unpacklo_epi32(b[g * 4 + 2 * o], b[g * 4 + 2 * o + 1]);
+      a[(2 * g + 1) * 2 + o] = _mm_unpackhi_epi32(b[g * 4 + 2 * o], b[g * 4 + 2 * o + 1]);
+    }
+  for (int p = 0; p < 8; ++p) {
+    r[2 * p] = _mm_unpacklo_epi64(a[2 * p], a[2 * p + 1]);
+    r[2 * p + 1] = _mm_unpackhi_epi64(a[2 * p], a[2 * p + 1]);
+  }
+}
+
 }  // namespace avx2
 }  // namespace dtmm
 

@@ -1,6 +1,7 @@
 // CONV_2D, int8 per-channel, NHWC input, OHWI filter (TFLite semantics).
 
 #include "../fixedpoint.h"
+#include "conv_planar.h"
 #include "conv_rows.h"
 #include "conv_runs.h"
 #include "dot.h"
@@ -256,6 +257,9 @@ void eval_conv2d(const OpContext& ctx) {
     conv_runs(c);
     return;
   }
+#if !defined(__ARM_FEATURE_MVE)
+  if (conv_planar_dense(ctx)) return;
+#endif
 #if defined(__ARM_FEATURE_MVE)
   // Windows over kRunConvMaxWindow bytes (3x3 with C_in > 113) are rare on
   // microcontrollers; the reference loop serves them and keeps Helium builds

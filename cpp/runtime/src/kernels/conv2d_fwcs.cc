@@ -3,9 +3,9 @@
 // pixel under its tap. Same semantics and bits as CONV_2D on the same weights
 // with the pruned filterlets stored as zeros.
 #include "../fixedpoint.h"
+#include "conv_planar.h"
 #include "conv_runs.h"
 #include "kernels.h"
-#include "sparse_conv_host.h"
 
 namespace dtmm {
 
@@ -120,7 +120,7 @@ static bool fwcs_runs(const OpContext& ctx) {
 void eval_conv2d_fwcs(const OpContext& ctx) {
   const auto& c = ctx.p<dtmm_fwcs_conv_params>().conv;
   if (ctx.model->reference_kernels || c.dilation_h != 1 || c.dilation_w != 1 ||
-      (!fwcs_conv_host(ctx) && !fwcs_runs(ctx)))
+      (!conv_planar_fwcs(ctx) && !fwcs_runs(ctx)))
     fwcs_reference(ctx);
 }
 

@@ -1,0 +1,384 @@
+// CONV_2D and CONV_2D_FWCS on x86-64 hosts with AVX2, over channel-pair
+// planes.
+//
+// Once per call the input is rewritten as int32 words, each holding one
+// pixel's pair of channels (2j, 2j+1) as two int16 values, padded with the
+// input zero point (the folded bias cancels it exactly, as in the other fast
+// paths). Words of one channel pair and one padded row sit side by side, and
+// for stride s the columns are dealt into s phases, so the eight consecutive
+// output pixels of a vector read eight consecutive words under every tap.
+//
+// A filter is a list of filterlets (all of its taps for CONV_2D, the kept
+// ones for FWCS), each a tap offset and C_in / 2 weight pairs. vpmaddwd of a
+// broadcast weight pair with eight pixels' words adds two exact int16
+// products per pixel, so a filterlet costs C_in / 2 multiply-adds per eight
+// pixels, a pruned one costs nothing, and no horizontal sums are needed.
+// kBlock vectors share each broadcast.
+#include "conv_planar.h"
+
+#include "../fixedpoint.h"
+#include "avx2.h"
+#include "kernels.h"
+
+namespace dtmm {
+
+#if DTMM_X86_SIMD
+namespace {
+
+constexpr int32_t kLanes = 8;  // output pixels per vector
+constexpr int32_t kBlock = 8;  // vectors sharing each weight broadcast
+
+struct Geometry {
+  const dtmm_conv_params* conv;
+  int32_t batches, ih, iw, ic, kh, kw, oh, ow, oc;
+  int64_t filterlets;  // stored: oc * kh * kw for CONV_2D, the kept ones for FWCS
+};
+
+// Element counts are int32 words; byte offsets index the workspace.
+struct Plan {
+  int32_t pairs;            // (C_in + 1) / 2
+  int32_t vectors_per_row;  // ceil(OW / 8)
+  int32_t wq;               // words per phase of a padded row, for one channel pair
+  int32_t hp;               // padded rows read
+  int64_t pair_stride;      // stride_w * wq
+  int64_t row;              // pairs * pair_stride
+  size_t weights, taps, start, planes, tile, total;
+};
+
+size_t align32(size_t n) {
+  return (n + 31) / 32 * 32;
+}
+
+Geometry dense_geometry(const OpContext& ctx) {
+  const auto& w = ctx.in(1);
+  const auto& in = ctx.in(0);
+  const auto& out = ctx.out();
+  return Geometry{&ctx.p<dtmm_conv_params>(),
+                  in.dims[0],
+                  in.dims[1],
+                  in.dims[2],
+                  w.dims[3],
+                  w.dims[1],
+                  w.dims[2],
+                  out.dims[1],
+                  out.dims[2],
+                  w.dims[0],
+                  int64_t{w.dims[0]} * w.dims[1] * w.dims[2]};
+}
+
+Geometry fwcs_geometry(const OpContext& ctx) {
+  const auto& p = ctx.p<dtmm_fwcs_conv_params>();
+  const auto& in = ctx.in(0);
+  const auto& out = ctx.out();
+  return Geometry{&p.conv,    in.dims[0],   in.dims[1],    in.dims[2],    p.in_channels,
+                  p.kernel_h, p.kernel_w,   out.dims[1],   out.dims[2],   p.out_channels,
+                  ctx.in(1).dims[0]};
+}
+
+bool applies(const Geometry& g) {
+  return g.conv->dilation_h == 1 && g.conv->dilation_w == 1;
+}
+
+Plan plan_for(const Geometry& g) {
+  const auto& c = *g.conv;
+  Plan l{};
+  l.pairs = (g.ic + 1) / 2;
+  l.vectors_per_row = (g.ow + kLanes - 1) / kLanes;
+  l.wq = l.vectors_per_row * kLanes + (g.kw - 1) / c.stride_w;
+  l.hp = (g.oh - 1) * c.stride_h + g.kh;
+  l.pair_stride = int64_t{c.stride_w} * l.wq;
+  l.row = l.pairs * l.pair_stride;
+  l.weights = 0;
+  l.taps = align32(l.weights + 4 * static_cast<size_t>(g.filterlets) * l.pairs);
+  l.start = align32(l.taps + 8 * static_cast<size_t>(g.filterlets));
+  l.planes = align32(l.start + 4 * (static_cast<size_t>(g.oc) + 1));
+  l.tile = align32(l.planes + 4 * static_cast<size_t>(l.hp) * l.row);
+  l.total = align32(l.tile + static_cast<size_t>(g.oc) * kBlock * kLanes);
+  return l;
+}
+
+}  // namespace
+#endif  // DTMM_X86_SIMD
+
+size_t conv_planar_workspace(const OpContext& ctx) {
+#if DTMM_X86_SIMD
+  Geometry g{};
+  if (ctx.op->type == DTMM_OP_CONV_2D) {
+    if (ctx.in(0).dims[3] != ctx.in(1).dims[3]) return 0;  // grouped
+    g = dense_geometry(ctx);
+  } else if (ctx.op->type == DTMM_OP_CONV_2D_FWCS) {
+    g = fwcs_geometry(ctx);
+  } else {
+    return 0;
+  }
+  return applies(g) ? plan_for(g).total + 32 : 0;  // + 32: room to align the base
+#else
+  (void)ctx;
+  return 0;
+#endif
+}
+
+#if !DTMM_X86_SIMD
+bool conv_planar_dense(const OpContext&) {
+  return false;
+}
+bool conv_planar_fwcs(const OpContext&) {
+  return false;
+}
+#else
+
+#pragma GCC push_options
+#pragma GCC target("avx2")
+
+namespace {
+
+uint32_t word(int32_t lo, int32_t hi) {
+  return static_cast<uint16_t>(lo) | static_cast<uint32_t>(static_cast<uint16_t>(hi)) << 16;
+}
+
+// The workspace's arrays for one call.
+struct Work {
+  int32_t* weights;  // [filterlet][pair] words
+  int64_t* taps;     // [filterlet] word offset of its tap in the planes
+  int32_t* start;    // [oc + 1] first filterlet of each filter
+  uint32_t* planes;  // [padded row][pair][phase][wq] words
+  int8_t* tile;      // [oc][kBlock * kLanes] outputs of one block of vectors
+};
+
+struct Requant {
+  const int32_t* folded_bias;
+  const int32_t* multiplier;
+  const int32_t* shift;
+  int32_t output_offset, act_min, act_max;
+};
+
+Work work_for(const OpContext& ctx, const Plan& l) {
+  uint8_t* ws = static_cast<uint8_t*>(ctx.model->workspace);
+  ws += (32 - reinterpret_cast<uintptr_t>(ws) % 32) % 32;
+  return Work{reinterpret_cast<int32_t*>(ws + l.weights), reinterpret_cast<int64_t*>(ws + l.taps),
+              reinterpret_cast<int32_t*>(ws + l.start), reinterpret_cast<uint32_t*>(ws + l.planes),
+              reinterpret_cast<int8_t*>(ws + l.tile)};
+}
+
+bool has_workspace(const OpContext& ctx, const Plan& l) {
+  return avx2::cpu_has_avx2() && ctx.model->workspace && ctx.model->workspace_size >= l.total + 32;
+}
+
+int64_t tap_offset(const Geometry& g, const Plan& l, int32_t t) {
+  const int32_t ky = t / g.kw, kx = t % g.kw, sw = g.conv->stride_w;
+  return ky * l.row + (kx % sw) * int64_t{l.wq} + kx / sw;
+}
+
+// One filterlet's C_in weights as pairs, the odd channel's partner zero.
+void store_pairs(const int8_t* v, int32_t ic, int32_t* dst) {
+  for (int32_t j = 0; 2 * j < ic; ++j)
+    dst[j] = static_cast<int32_t>(word(v[2 * j], 2 * j + 1 < ic ? v[2 * j + 1] : 0));
+}
+
+// Image b of the input as padded channel-pair planes. Eight pixels of one
+// phase and 16 channels at a time take a transpose: eight loads (one pixel's
+// eight channel pairs each) become eight stores (one pair's eight pixels).
+void build_planes(const Geometry& g, const Plan& l, const int8_t* x, int32_t b, uint32_t* planes) {
+  using namespace avx2;
+  const auto& c = *g.conv;
+  const int32_t zp = -c.input_offset, sw = c.stride_w;
+  const uint32_t pad = word(zp, zp);
+  const int32_t full = g.ic / 16 * 16;  // channels the transposes cover
+  for (int32_t r = 0; r < l.hp; ++r) {
+    uint32_t* dst_row = planes + r * l.row;
+    const int32_t iy = r - c.pad_h;
+    if (iy < 0 || iy >= g.ih) {
+      for (int64_t i = 0; i < l.row; ++i) dst_row[i] = pad;
+      continue;
+    }
+    const int8_t* src_row = x + (int64_t{b} * g.ih + iy) * g.iw * g.ic;
+    for (int32_t ph = 0; ph < sw; ++ph) {
+      for (int32_t col = 0; col < l.wq;) {
+        uint32_t* dst = dst_row + int64_t{ph} * l.wq + col;
+        const int32_t ix = col * sw + ph - c.pad_w;
+        if (full > 0 && col + kLanes <= l.wq && ix >= 0 && ix + (kLanes - 1) * sw < g.iw) {
+          for (int32_t c0 = 0; c0 < full; c0 += 16) {
+            __m256i v[kLanes];
+            for (int32_t k = 0; k < kLanes; ++k)
+              v[k] = load16(src_row + int64_t{ix + k * sw} * g.ic + c0);
+            transpose8x8_i32(v);
+            for (int32_t j = 0; j < kLanes; ++j)
+              _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (c0 / 2 + j) * l.pair_stride),
+                                  v[j]);
+          }
+          for (int32_t k = 0; k < kLanes && full < g.ic; ++k) {
+            const int8_t* src = src_row + int64_t{ix + k * sw} * g.ic;
+            for (int32_t j = full / 2; j < l.pairs; ++j)
+              dst[j * l.pair_stride + k] =
+                  word(src[2 * j], 2 * j + 1 < g.ic ? src[2 * j + 1] : 0);
+          }
+          col += kLanes;
+          continue;
+        }
+        if (ix < 0 || ix >= g.iw) {
+          for (int32_t j = 0; j < l.pairs; ++j) dst[j * l.pair_stride] = pad;
+        } else {
+          const int8_t* src = src_row + int64_t{ix} * g.ic;
+          for (int32_t j = 0; j < l.pairs; ++j)
+            dst[j * l.pair_stride] = word(src[2 * j], 2 * j + 1 < g.ic ? src[2 * j + 1] : 0);
+        }
+        ++col;
+      }
+    }
+  }
+}
+
+// multiply_by_quantized_multiplier on 8 lanes sharing one multiplier and
+// shift (one filter's outputs at eight pixels): the same integers as the
+// per-lane avx2 version, with whole-register shifts.
+__m256i requantize_uniform(__m256i x, int32_t multiplier, int32_t shift) {
+  using namespace avx2;
+  const int32_t left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+  const __m256i mult = _mm256_set1_epi32(multiplier);
+  x = _mm256_sll_epi32(x, _mm_cvtsi32_si128(left));
+  const __m256i even = srdhm_even(_mm256_mul_epi32(x, mult));
+  const __m256i odd = srdhm_even(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), mult));
+  const __m256i high = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+  const int32_t mask = static_cast<int32_t>((uint32_t{1} << right) - 1);
+  const __m256i remainder = _mm256_and_si256(high, _mm256_set1_epi32(mask));
+  const __m256i threshold =
+      _mm256_sub_epi32(_mm256_set1_epi32(mask >> 1), _mm256_srai_epi32(high, 31));
+  return _mm256_sub_epi32(_mm256_sra_epi32(high, _mm_cvtsi32_si128(right)),
+                          _mm256_cmpgt_epi32(remainder, threshold));
+}
+
+// Every filter over kBlock vectors whose first words are at planes + base[i];
+// outputs go to tile[oc][i * 8 + lane].
+void block(const Geometry& g, const Plan& l, const Work& w, const Requant& q, const int64_t* base) {
+  using namespace avx2;
+  const __m256i lo = _mm256_set1_epi32(q.act_min), hi = _mm256_set1_epi32(q.act_max);
+  const __m256i out_offset = _mm256_set1_epi32(q.output_offset);
+  for (int32_t oc = 0; oc < g.oc; ++oc) {
+    __m256i acc[kBlock];
+    for (int32_t i = 0; i < kBlock; ++i) acc[i] = _mm256_setzero_si256();
+    for (int32_t f = w.start[oc]; f < w.start[oc + 1]; ++f) {
+      const int32_t* wp = w.weights + int64_t{f} * l.pairs;
+      const uint32_t* xt = w.planes + w.taps[f];
+      for (int32_t j = 0; j < l.pairs; ++j, xt += l.pair_stride) {
+        const __m256i wb = _mm256_set1_epi32(wp[j]);
+        for (int32_t i = 0; i < kBlock; ++i)
+          acc[i] = _mm256_add_epi32(
+              acc[i], _mm256_madd_epi16(
+                          wb, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xt + base[i]))));
+      }
+    }
+    const __m256i folded = _mm256_set1_epi32(q.folded_bias[oc]);
+    for (int32_t i = 0; i < kBlock; ++i) {
+      const __m256i v =
+          requantize_uniform(_mm256_add_epi32(acc[i], folded), q.multiplier[oc], q.shift[oc]);
+      store8_i8(w.tile + (int64_t{oc} * kBlock + i) * kLanes, _mm256_add_epi32(v, out_offset), lo,
+                hi);
+    }
+  }
+}
+
+// The tile's pixels into the NHWC output: 16 channels by 16 pixels (two
+// vectors) per transpose, each resulting row one pixel's channels.
+void store_tile(const Geometry& g, const Work& w, int8_t* const* out_px, const bool* real) {
+  const int32_t stride = kBlock * kLanes;
+  const int32_t full = g.oc / 16 * 16;
+  for (int32_t oc0 = 0; oc0 < full; oc0 += 16)
+    for (int32_t p0 = 0; p0 < stride; p0 += 16) {
+      __m128i r[16];
+      for (int32_t k = 0; k < 16; ++k)
+        r[k] = _mm_loadu_si128(
+            reinterpret_cast<const __m128i*>(w.tile + int64_t{oc0 + k} * stride + p0));
+      avx2::transpose16x16_i8(r);
+      for (int32_t k = 0; k < 16; ++k)
+        if (real[p0 + k]) _mm_storeu_si128(reinterpret_cast<__m128i*>(out_px[p0 + k] + oc0), r[k]);
+    }
+  for (int32_t p = 0; p < stride; ++p)
+    if (real[p])
+      for (int32_t oc = full; oc < g.oc; ++oc) out_px[p][oc] = w.tile[int64_t{oc} * stride + p];
+}
+
+// The whole op, once the filterlet tables are in the workspace.
+void run(const OpContext& ctx, const Geometry& g, const Plan& l, const Work& w) {
+  const auto& c = *g.conv;
+  const Requant q{ctx.blob_i32(c.folded_bias_offset), ctx.blob_i32(c.quant_offset),
+                  ctx.blob_i32(c.quant_offset) + g.oc, c.output_offset, c.act_min, c.act_max};
+  const int8_t* x = ctx.in_data<int8_t>(0);
+  int8_t* y = ctx.out_data<int8_t>();
+  const int64_t vectors = int64_t{g.oh} * l.vectors_per_row;
+  for (int32_t b = 0; b < g.batches; ++b) {
+    build_planes(g, l, x, b, w.planes);
+    for (int64_t v0 = 0; v0 < vectors; v0 += kBlock) {
+      // A last partial block repeats its final vector; only real ones are stored.
+      int64_t base[kBlock];
+      for (int32_t i = 0; i < kBlock; ++i) {
+        const int64_t v = v0 + i < vectors ? v0 + i : vectors - 1;
+        base[i] = v / l.vectors_per_row * c.stride_h * l.row + v % l.vectors_per_row * kLanes;
+      }
+      block(g, l, w, q, base);
+      int8_t* out_px[kBlock * kLanes];
+      bool real[kBlock * kLanes];
+      for (int32_t i = 0; i < kBlock; ++i) {
+        const int64_t v = v0 + i;
+        const int64_t oy = v / l.vectors_per_row;
+        const int32_t ox0 = static_cast<int32_t>(v % l.vectors_per_row) * kLanes;
+        for (int32_t lane = 0; lane < kLanes; ++lane) {
+          const bool inside = v < vectors && ox0 + lane < g.ow;
+          real[i * kLanes + lane] = inside;
+          out_px[i * kLanes + lane] =
+              inside ? y + ((int64_t{b} * g.oh + oy) * g.ow + ox0 + lane) * g.oc : nullptr;
+        }
+      }
+      store_tile(g, w, out_px, real);
+    }
+  }
+}
+
+}  // namespace
+
+bool conv_planar_dense(const OpContext& ctx) {
+  if (ctx.in(0).dims[3] != ctx.in(1).dims[3]) return false;  // grouped
+  const Geometry g = dense_geometry(ctx);
+  if (!applies(g)) return false;
+  const Plan l = plan_for(g);
+  if (!has_workspace(ctx, l)) return false;
+  const Work w = work_for(ctx, l);
+  const int8_t* filter = ctx.in_data<int8_t>(1);
+  const int32_t taps = g.kh * g.kw;
+  for (int32_t oc = 0; oc <= g.oc; ++oc) w.start[oc] = oc * taps;
+  for (int64_t f = 0; f < g.filterlets; ++f) {
+    w.taps[f] = tap_offset(g, l, static_cast<int32_t>(f % taps));
+    store_pairs(filter + f * g.ic, g.ic, w.weights + f * l.pairs);
+  }
+  run(ctx, g, l, w);
+  return true;
+}
+
+bool conv_planar_fwcs(const OpContext& ctx) {
+  const Geometry g = fwcs_geometry(ctx);
+  if (!applies(g)) return false;
+  const Plan l = plan_for(g);
+  if (!has_workspace(ctx, l)) return false;
+  const Work w = work_for(ctx, l);
+  const int8_t* values = ctx.in_data<int8_t>(1);
+  const uint8_t* mask = ctx.in_data<uint8_t>(2);
+  const int32_t taps = g.kh * g.kw;
+  int64_t f = 0;
+  uint64_t bit = 0;
+  for (int32_t oc = 0; oc < g.oc; ++oc) {
+    w.start[oc] = static_cast<int32_t>(f);
+    for (int32_t t = 0; t < taps; ++t, ++bit) {
+      if (!((mask[bit >> 3] >> (bit & 7)) & 1u)) continue;
+      w.taps[f] = tap_offset(g, l, t);
+      store_pairs(values + f * g.ic, g.ic, w.weights + f * l.pairs);
+      ++f;
+    }
+  }
+  w.start[g.oc] = static_cast<int32_t>(f);
+  run(ctx, g, l, w);
+  return true;
+}
+
+#pragma GCC pop_options
+#endif  // DTMM_X86_SIMD
+
+}  // namespace dtmm
