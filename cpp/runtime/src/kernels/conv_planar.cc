@@ -90,10 +90,10 @@ Plan plan_for(const Geometry& g) {
   l.row = l.pairs * l.pair_stride;
   l.weights = 0;
   l.taps = align32(l.weights + 4 * static_cast<size_t>(g.filterlets) * l.pairs);
-  l.start = align32(l.taps + 8 * static_cast<size_t>(g.filterlets));
+  l.start = align32(l.taps + 8 * (static_cast<size_t>(g.filterlets) + g.kh * g.kw));
   l.planes = align32(l.start + 4 * (static_cast<size_t>(g.oc) + 1));
   l.tile = align32(l.planes + 4 * static_cast<size_t>(l.hp) * l.row);
-  l.total = align32(l.tile + static_cast<size_t>(g.oc) * kBlock * kLanes);
+  l.total = align32(l.tile + static_cast<size_t>(g.oc < 16 ? 16 : g.oc) * kBlock * kLanes);
   return l;
 }
 
@@ -139,10 +139,10 @@ uint32_t word(int32_t lo, int32_t hi) {
 // The workspace's arrays for one call.
 struct Work {
   int32_t* weights;  // [filterlet][pair] words
-  int64_t* taps;     // [filterlet] word offset of its tap in the planes
+  int64_t* taps;     // [filterlet] word offset of its tap in the planes, then scratch
   int32_t* start;    // [oc + 1] first filterlet of each filter
   uint32_t* planes;  // [padded row][pair][phase][wq] words
-  int8_t* tile;      // [oc][kBlock * kLanes] outputs of one block of vectors
+  int8_t* tile;      // [max(oc, 16)][kBlock * kLanes] outputs of one block of vectors
 };
 
 struct Requant {
@@ -164,26 +164,51 @@ bool has_workspace(const OpContext& ctx, const Plan& l) {
   return avx2::cpu_has_avx2() && ctx.model->workspace && ctx.model->workspace_size >= l.total + 32;
 }
 
-int64_t tap_offset(const Geometry& g, const Plan& l, int32_t t) {
-  const int32_t ky = t / g.kw, kx = t % g.kw, sw = g.conv->stride_w;
-  return ky * l.row + (kx % sw) * int64_t{l.wq} + kx / sw;
+// Word offset, in the planes, of each tap (row-major over the kernel) from
+// its vector's first word.
+void tap_offsets(const Geometry& g, const Plan& l, int64_t* offset) {
+  const int32_t sw = g.conv->stride_w;
+  for (int32_t ky = 0; ky < g.kh; ++ky)
+    for (int32_t kx = 0; kx < g.kw; ++kx)
+      offset[ky * g.kw + kx] = ky * l.row + (kx % sw) * int64_t{l.wq} + kx / sw;
 }
 
-// One filterlet's C_in weights as pairs, the odd channel's partner zero.
-void store_pairs(const int8_t* v, int32_t ic, int32_t* dst) {
-  for (int32_t j = 0; 2 * j < ic; ++j)
-    dst[j] = static_cast<int32_t>(word(v[2 * j], 2 * j + 1 < ic ? v[2 * j + 1] : 0));
+// `filterlets` filterlets of C_in values, back to back, as weight pairs. For
+// an even C_in the pairs are the values widened to int16 in order; an odd
+// C_in gives each filterlet's last value a zero partner.
+void store_pairs(const int8_t* v, int64_t filterlets, int32_t ic, int32_t* dst) {
+  if (ic % 2 == 0) {
+    int16_t* d = reinterpret_cast<int16_t*>(dst);
+    const int64_t n = filterlets * ic;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), avx2::load16(v + i));
+    for (; i < n; ++i) d[i] = v[i];
+    return;
+  }
+  for (int64_t f = 0; f < filterlets; ++f, v += ic)
+    for (int32_t j = 0; 2 * j < ic; ++j)
+      *dst++ = static_cast<int32_t>(word(v[2 * j], 2 * j + 1 < ic ? v[2 * j + 1] : 0));
+}
+
+// The eight words of pairs j0..j0+7 at one pixel.
+__m256i pair_words(const int8_t* px, int32_t j0) {
+  return avx2::load16(px + 2 * j0);
 }
 
 // Image b of the input as padded channel-pair planes. Eight pixels of one
-// phase and 16 channels at a time take a transpose: eight loads (one pixel's
-// eight channel pairs each) become eight stores (one pair's eight pixels).
+// phase and eight channel pairs at a time take a transpose: eight loads (one
+// pixel's pairs each) become eight stores (one pair's pixels). When the pairs
+// are not a multiple of eight, the last group overlaps the one before; for an
+// odd C_in its last word then holds the next pixel's first channel beside
+// the last one, harmless since that pair's second weight is zero (the
+// tensor's very last pixel, with nothing after it, takes the scalar path).
 void build_planes(const Geometry& g, const Plan& l, const int8_t* x, int32_t b, uint32_t* planes) {
   using namespace avx2;
   const auto& c = *g.conv;
   const int32_t zp = -c.input_offset, sw = c.stride_w;
   const uint32_t pad = word(zp, zp);
-  const int32_t full = g.ic / 16 * 16;  // channels the transposes cover
+  const int8_t* x_end = x + int64_t{g.batches} * g.ih * g.iw * g.ic;
   for (int32_t r = 0; r < l.hp; ++r) {
     uint32_t* dst_row = planes + r * l.row;
     const int32_t iy = r - c.pad_h;
@@ -196,21 +221,17 @@ void build_planes(const Geometry& g, const Plan& l, const int8_t* x, int32_t b, 
       for (int32_t col = 0; col < l.wq;) {
         uint32_t* dst = dst_row + int64_t{ph} * l.wq + col;
         const int32_t ix = col * sw + ph - c.pad_w;
-        if (full > 0 && col + kLanes <= l.wq && ix >= 0 && ix + (kLanes - 1) * sw < g.iw) {
-          for (int32_t c0 = 0; c0 < full; c0 += 16) {
+        const int32_t ix_last = ix + (kLanes - 1) * sw;
+        if (l.pairs >= kLanes && col + kLanes <= l.wq && ix >= 0 && ix_last < g.iw &&
+            src_row + int64_t{ix_last} * g.ic + 2 * l.pairs <= x_end) {
+          for (int32_t j0 = 0; j0 < l.pairs; j0 += kLanes) {
+            if (j0 + kLanes > l.pairs) j0 = l.pairs - kLanes;
             __m256i v[kLanes];
             for (int32_t k = 0; k < kLanes; ++k)
-              v[k] = load16(src_row + int64_t{ix + k * sw} * g.ic + c0);
+              v[k] = pair_words(src_row + int64_t{ix + k * sw} * g.ic, j0);
             transpose8x8_i32(v);
             for (int32_t j = 0; j < kLanes; ++j)
-              _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (c0 / 2 + j) * l.pair_stride),
-                                  v[j]);
-          }
-          for (int32_t k = 0; k < kLanes && full < g.ic; ++k) {
-            const int8_t* src = src_row + int64_t{ix + k * sw} * g.ic;
-            for (int32_t j = full / 2; j < l.pairs; ++j)
-              dst[j * l.pair_stride + k] =
-                  word(src[2 * j], 2 * j + 1 < g.ic ? src[2 * j + 1] : 0);
+              _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (j0 + j) * l.pair_stride), v[j]);
           }
           col += kLanes;
           continue;
@@ -235,7 +256,7 @@ __m256i requantize_uniform(__m256i x, int32_t multiplier, int32_t shift) {
   using namespace avx2;
   const int32_t left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
   const __m256i mult = _mm256_set1_epi32(multiplier);
-  x = _mm256_sll_epi32(x, _mm_cvtsi32_si128(left));
+  if (left) x = _mm256_sll_epi32(x, _mm_cvtsi32_si128(left));
   const __m256i even = srdhm_even(_mm256_mul_epi32(x, mult));
   const __m256i odd = srdhm_even(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), mult));
   const __m256i high = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
@@ -248,14 +269,28 @@ __m256i requantize_uniform(__m256i x, int32_t multiplier, int32_t shift) {
 }
 
 // Every filter over kBlock vectors whose first words are at planes + base[i];
-// outputs go to tile[oc][i * 8 + lane].
+// outputs go to tile[oc][i * 8 + lane]. Sums start at the folded bias. Four
+// vectors are packed to bytes together: int16 saturation keeps every value
+// beyond the int8 clamp on its own side, so the output offset can be added
+// with int16 saturation and the clamp done on bytes.
 void block(const Geometry& g, const Plan& l, const Work& w, const Requant& q, const int64_t* base) {
-  using namespace avx2;
-  const __m256i lo = _mm256_set1_epi32(q.act_min), hi = _mm256_set1_epi32(q.act_max);
-  const __m256i out_offset = _mm256_set1_epi32(q.output_offset);
+  static_assert(kBlock % 4 == 0, "vectors are packed four at a time");
+  const __m256i lo = _mm256_set1_epi8(static_cast<int8_t>(q.act_min));
+  const __m256i hi = _mm256_set1_epi8(static_cast<int8_t>(q.act_max));
+  const __m256i out_offset = _mm256_set1_epi16(static_cast<int16_t>(q.output_offset));
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   for (int32_t oc = 0; oc < g.oc; ++oc) {
+    int8_t* tile = w.tile + int64_t{oc} * kBlock * kLanes;
+    if (w.start[oc] == w.start[oc + 1]) {  // no filterlet: one constant output
+      const int32_t v =
+          multiply_by_quantized_multiplier(q.folded_bias[oc], q.multiplier[oc], q.shift[oc]) +
+          q.output_offset;
+      __builtin_memset(tile, static_cast<int8_t>(clamp_i32(v, q.act_min, q.act_max)),
+                       kBlock * kLanes);
+      continue;
+    }
     __m256i acc[kBlock];
-    for (int32_t i = 0; i < kBlock; ++i) acc[i] = _mm256_setzero_si256();
+    for (int32_t i = 0; i < kBlock; ++i) acc[i] = _mm256_set1_epi32(q.folded_bias[oc]);
     for (int32_t f = w.start[oc]; f < w.start[oc + 1]; ++f) {
       const int32_t* wp = w.weights + int64_t{f} * l.pairs;
       const uint32_t* xt = w.planes + w.taps[f];
@@ -267,34 +302,45 @@ void block(const Geometry& g, const Plan& l, const Work& w, const Requant& q, co
                           wb, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xt + base[i]))));
       }
     }
-    const __m256i folded = _mm256_set1_epi32(q.folded_bias[oc]);
-    for (int32_t i = 0; i < kBlock; ++i) {
-      const __m256i v =
-          requantize_uniform(_mm256_add_epi32(acc[i], folded), q.multiplier[oc], q.shift[oc]);
-      store8_i8(w.tile + (int64_t{oc} * kBlock + i) * kLanes, _mm256_add_epi32(v, out_offset), lo,
-                hi);
+    for (int32_t i = 0; i < kBlock; ++i)
+      acc[i] = requantize_uniform(acc[i], q.multiplier[oc], q.shift[oc]);
+    for (int32_t i = 0; i < kBlock; i += 4) {
+      // packs work within 128-bit halves; `order` restores pixel order.
+      const __m256i a = _mm256_adds_epi16(_mm256_packs_epi32(acc[i], acc[i + 1]), out_offset);
+      const __m256i b = _mm256_adds_epi16(_mm256_packs_epi32(acc[i + 2], acc[i + 3]), out_offset);
+      __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(a, b), order);
+      bytes = _mm256_min_epi8(_mm256_max_epi8(bytes, lo), hi);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(tile + i * kLanes), bytes);
     }
   }
 }
 
 // The tile's pixels into the NHWC output: 16 channels by 16 pixels (two
-// vectors) per transpose, each resulting row one pixel's channels.
+// vectors) per transpose, each resulting row one pixel's channels. When the
+// channels are not a multiple of 16 the last group overlaps the one before
+// (fewer than 16 in all: the tile has 16 rows and each pixel keeps its own).
 void store_tile(const Geometry& g, const Work& w, int8_t* const* out_px, const bool* real) {
-  const int32_t stride = kBlock * kLanes;
-  const int32_t full = g.oc / 16 * 16;
-  for (int32_t oc0 = 0; oc0 < full; oc0 += 16)
-    for (int32_t p0 = 0; p0 < stride; p0 += 16) {
+  constexpr int32_t kStride = kBlock * kLanes;
+  for (int32_t oc0 = 0; oc0 < g.oc; oc0 += 16) {
+    if (oc0 + 16 > g.oc && g.oc >= 16) oc0 = g.oc - 16;
+    for (int32_t p0 = 0; p0 < kStride; p0 += 16) {
       __m128i r[16];
       for (int32_t k = 0; k < 16; ++k)
         r[k] = _mm_loadu_si128(
-            reinterpret_cast<const __m128i*>(w.tile + int64_t{oc0 + k} * stride + p0));
+            reinterpret_cast<const __m128i*>(w.tile + int64_t{oc0 + k} * kStride + p0));
       avx2::transpose16x16_i8(r);
-      for (int32_t k = 0; k < 16; ++k)
-        if (real[p0 + k]) _mm_storeu_si128(reinterpret_cast<__m128i*>(out_px[p0 + k] + oc0), r[k]);
+      for (int32_t k = 0; k < 16; ++k) {
+        if (!real[p0 + k]) continue;
+        if (g.oc >= 16) {
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out_px[p0 + k] + oc0), r[k]);
+        } else {
+          alignas(16) int8_t bytes[16];
+          _mm_store_si128(reinterpret_cast<__m128i*>(bytes), r[k]);
+          __builtin_memcpy(out_px[p0 + k], bytes, static_cast<size_t>(g.oc));
+        }
+      }
     }
-  for (int32_t p = 0; p < stride; ++p)
-    if (real[p])
-      for (int32_t oc = full; oc < g.oc; ++oc) out_px[p][oc] = w.tile[int64_t{oc} * stride + p];
+  }
 }
 
 // The whole op, once the filterlet tables are in the workspace.
@@ -345,10 +391,9 @@ bool conv_planar_dense(const OpContext& ctx) {
   const int8_t* filter = ctx.in_data<int8_t>(1);
   const int32_t taps = g.kh * g.kw;
   for (int32_t oc = 0; oc <= g.oc; ++oc) w.start[oc] = oc * taps;
-  for (int64_t f = 0; f < g.filterlets; ++f) {
-    w.taps[f] = tap_offset(g, l, static_cast<int32_t>(f % taps));
-    store_pairs(filter + f * g.ic, g.ic, w.weights + f * l.pairs);
-  }
+  tap_offsets(g, l, w.taps);
+  for (int64_t f = taps; f < g.filterlets; ++f) w.taps[f] = w.taps[f - taps];
+  store_pairs(filter, g.filterlets, g.ic, w.weights);
   run(ctx, g, l, w);
   return true;
 }
@@ -362,18 +407,19 @@ bool conv_planar_fwcs(const OpContext& ctx) {
   const int8_t* values = ctx.in_data<int8_t>(1);
   const uint8_t* mask = ctx.in_data<uint8_t>(2);
   const int32_t taps = g.kh * g.kw;
+  // The kernel's tap offsets, kept past the filterlets' own.
+  tap_offsets(g, l, w.taps + g.filterlets);
   int64_t f = 0;
   uint64_t bit = 0;
   for (int32_t oc = 0; oc < g.oc; ++oc) {
     w.start[oc] = static_cast<int32_t>(f);
     for (int32_t t = 0; t < taps; ++t, ++bit) {
       if (!((mask[bit >> 3] >> (bit & 7)) & 1u)) continue;
-      w.taps[f] = tap_offset(g, l, t);
-      store_pairs(values + f * g.ic, g.ic, w.weights + f * l.pairs);
-      ++f;
+      w.taps[f++] = w.taps[g.filterlets + t];
     }
   }
   w.start[g.oc] = static_cast<int32_t>(f);
+  store_pairs(values, g.filterlets, g.ic, w.weights);
   run(ctx, g, l, w);
   return true;
 }
