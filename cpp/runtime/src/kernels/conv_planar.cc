@@ -49,30 +49,35 @@ size_t align32(size_t n) {
   return (n + 31) / 32 * 32;
 }
 
+// A 1x1 convolution with stride 1 has no neighbourhood: the image is one
+// row of H * W pixels, so vectors run across image rows without waste.
+Geometry flatten_pointwise(Geometry g) {
+  const auto& c = *g.conv;
+  if (g.kh == 1 && g.kw == 1 && c.stride_h == 1 && c.stride_w == 1 && c.pad_h == 0 &&
+      c.pad_w == 0 && g.oh == g.ih && g.ow == g.iw) {
+    g.iw *= g.ih;
+    g.ow *= g.oh;
+    g.ih = g.oh = 1;
+  }
+  return g;
+}
+
 Geometry dense_geometry(const OpContext& ctx) {
   const auto& w = ctx.in(1);
   const auto& in = ctx.in(0);
   const auto& out = ctx.out();
-  return Geometry{&ctx.p<dtmm_conv_params>(),
-                  in.dims[0],
-                  in.dims[1],
-                  in.dims[2],
-                  w.dims[3],
-                  w.dims[1],
-                  w.dims[2],
-                  out.dims[1],
-                  out.dims[2],
-                  w.dims[0],
-                  int64_t{w.dims[0]} * w.dims[1] * w.dims[2]};
+  return flatten_pointwise(Geometry{&ctx.p<dtmm_conv_params>(), in.dims[0], in.dims[1], in.dims[2],
+                                    w.dims[3], w.dims[1], w.dims[2], out.dims[1], out.dims[2],
+                                    w.dims[0], int64_t{w.dims[0]} * w.dims[1] * w.dims[2]});
 }
 
 Geometry fwcs_geometry(const OpContext& ctx) {
   const auto& p = ctx.p<dtmm_fwcs_conv_params>();
   const auto& in = ctx.in(0);
   const auto& out = ctx.out();
-  return Geometry{&p.conv,    in.dims[0],   in.dims[1],    in.dims[2],    p.in_channels,
-                  p.kernel_h, p.kernel_w,   out.dims[1],   out.dims[2],   p.out_channels,
-                  ctx.in(1).dims[0]};
+  return flatten_pointwise(Geometry{&p.conv, in.dims[0], in.dims[1], in.dims[2], p.in_channels,
+                                    p.kernel_h, p.kernel_w, out.dims[1], out.dims[2],
+                                    p.out_channels, ctx.in(1).dims[0]});
 }
 
 bool applies(const Geometry& g) {
@@ -268,13 +273,13 @@ __m256i requantize_uniform(__m256i x, int32_t multiplier, int32_t shift) {
                           _mm256_cmpgt_epi32(remainder, threshold));
 }
 
-// Every filter over kBlock vectors whose first words are at planes + base[i];
-// outputs go to tile[oc][i * 8 + lane]. Sums start at the folded bias. Four
+// Every filter over N <= kBlock vectors whose first words are at
+// planes + base[i]; outputs go to tile[oc][i * 8 + lane]. Sums start at the folded bias. Four
 // vectors are packed to bytes together: int16 saturation keeps every value
 // beyond the int8 clamp on its own side, so the output offset can be added
 // with int16 saturation and the clamp done on bytes.
+template <int32_t N>
 void block(const Geometry& g, const Plan& l, const Work& w, const Requant& q, const int64_t* base) {
-  static_assert(kBlock % 4 == 0, "vectors are packed four at a time");
   const __m256i lo = _mm256_set1_epi8(static_cast<int8_t>(q.act_min));
   const __m256i hi = _mm256_set1_epi8(static_cast<int8_t>(q.act_max));
   const __m256i out_offset = _mm256_set1_epi16(static_cast<int16_t>(q.output_offset));
@@ -285,29 +290,30 @@ void block(const Geometry& g, const Plan& l, const Work& w, const Requant& q, co
       const int32_t v =
           multiply_by_quantized_multiplier(q.folded_bias[oc], q.multiplier[oc], q.shift[oc]) +
           q.output_offset;
-      __builtin_memset(tile, static_cast<int8_t>(clamp_i32(v, q.act_min, q.act_max)),
-                       kBlock * kLanes);
+      __builtin_memset(tile, static_cast<int8_t>(clamp_i32(v, q.act_min, q.act_max)), N * kLanes);
       continue;
     }
-    __m256i acc[kBlock];
-    for (int32_t i = 0; i < kBlock; ++i) acc[i] = _mm256_set1_epi32(q.folded_bias[oc]);
+    __m256i acc[N];
+    for (int32_t i = 0; i < N; ++i) acc[i] = _mm256_set1_epi32(q.folded_bias[oc]);
     for (int32_t f = w.start[oc]; f < w.start[oc + 1]; ++f) {
       const int32_t* wp = w.weights + int64_t{f} * l.pairs;
       const uint32_t* xt = w.planes + w.taps[f];
       for (int32_t j = 0; j < l.pairs; ++j, xt += l.pair_stride) {
         const __m256i wb = _mm256_set1_epi32(wp[j]);
-        for (int32_t i = 0; i < kBlock; ++i)
+        for (int32_t i = 0; i < N; ++i)
           acc[i] = _mm256_add_epi32(
               acc[i], _mm256_madd_epi16(
                           wb, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xt + base[i]))));
       }
     }
-    for (int32_t i = 0; i < kBlock; ++i)
+    for (int32_t i = 0; i < N; ++i)
       acc[i] = requantize_uniform(acc[i], q.multiplier[oc], q.shift[oc]);
-    for (int32_t i = 0; i < kBlock; i += 4) {
-      // packs work within 128-bit halves; `order` restores pixel order.
-      const __m256i a = _mm256_adds_epi16(_mm256_packs_epi32(acc[i], acc[i + 1]), out_offset);
-      const __m256i b = _mm256_adds_epi16(_mm256_packs_epi32(acc[i + 2], acc[i + 3]), out_offset);
+    for (int32_t i = 0; i < N; i += 4) {
+      // packs work within 128-bit halves; `order` restores pixel order. Under
+      // four vectors, the last one fills the spare places.
+      const auto at = [&](int32_t k) { return acc[i + k < N ? i + k : N - 1]; };
+      const __m256i a = _mm256_adds_epi16(_mm256_packs_epi32(at(0), at(1)), out_offset);
+      const __m256i b = _mm256_adds_epi16(_mm256_packs_epi32(at(2), at(3)), out_offset);
       __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(a, b), order);
       bytes = _mm256_min_epi8(_mm256_max_epi8(bytes, lo), hi);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(tile + i * kLanes), bytes);
@@ -319,11 +325,12 @@ void block(const Geometry& g, const Plan& l, const Work& w, const Requant& q, co
 // vectors) per transpose, each resulting row one pixel's channels. When the
 // channels are not a multiple of 16 the last group overlaps the one before
 // (fewer than 16 in all: the tile has 16 rows and each pixel keeps its own).
-void store_tile(const Geometry& g, const Work& w, int8_t* const* out_px, const bool* real) {
+void store_tile(const Geometry& g, const Work& w, int8_t* const* out_px, const bool* real,
+                int32_t pixels) {
   constexpr int32_t kStride = kBlock * kLanes;
   for (int32_t oc0 = 0; oc0 < g.oc; oc0 += 16) {
     if (oc0 + 16 > g.oc && g.oc >= 16) oc0 = g.oc - 16;
-    for (int32_t p0 = 0; p0 < kStride; p0 += 16) {
+    for (int32_t p0 = 0; p0 < pixels; p0 += 16) {
       __m128i r[16];
       for (int32_t k = 0; k < 16; ++k)
         r[k] = _mm_loadu_si128(
@@ -346,21 +353,37 @@ void store_tile(const Geometry& g, const Work& w, int8_t* const* out_px, const b
 // The whole op, once the filterlet tables are in the workspace.
 void run(const OpContext& ctx, const Geometry& g, const Plan& l, const Work& w) {
   const auto& c = *g.conv;
-  const Requant q{ctx.blob_i32(c.folded_bias_offset), ctx.blob_i32(c.quant_offset),
-                  ctx.blob_i32(c.quant_offset) + g.oc, c.output_offset, c.act_min, c.act_max};
+  const Requant q{ctx.blob_i32(c.folded_bias_offset),
+                  ctx.blob_i32(c.quant_offset),
+                  ctx.blob_i32(c.quant_offset) + g.oc,
+                  c.output_offset,
+                  c.act_min,
+                  c.act_max};
   const int8_t* x = ctx.in_data<int8_t>(0);
   int8_t* y = ctx.out_data<int8_t>();
   const int64_t vectors = int64_t{g.oh} * l.vectors_per_row;
   for (int32_t b = 0; b < g.batches; ++b) {
     build_planes(g, l, x, b, w.planes);
-    for (int64_t v0 = 0; v0 < vectors; v0 += kBlock) {
-      // A last partial block repeats its final vector; only real ones are stored.
+    for (int64_t v0 = 0; v0 < vectors;) {
+      // The largest block the remaining vectors fill.
+      const int32_t n = vectors - v0 >= kBlock ? kBlock
+                        : vectors - v0 >= 4    ? 4
+                        : vectors - v0 >= 2    ? 2
+                                               : 1;
       int64_t base[kBlock];
-      for (int32_t i = 0; i < kBlock; ++i) {
-        const int64_t v = v0 + i < vectors ? v0 + i : vectors - 1;
+      for (int32_t i = 0; i < n; ++i) {
+        const int64_t v = v0 + i;
         base[i] = v / l.vectors_per_row * c.stride_h * l.row + v % l.vectors_per_row * kLanes;
       }
-      block(g, l, w, q, base);
+      if (n == kBlock) {
+        block<kBlock>(g, l, w, q, base);
+      } else if (n == 4) {
+        block<4>(g, l, w, q, base);
+      } else if (n == 2) {
+        block<2>(g, l, w, q, base);
+      } else {
+        block<1>(g, l, w, q, base);
+      }
       int8_t* out_px[kBlock * kLanes];
       bool real[kBlock * kLanes];
       for (int32_t i = 0; i < kBlock; ++i) {
@@ -368,13 +391,14 @@ void run(const OpContext& ctx, const Geometry& g, const Plan& l, const Work& w) 
         const int64_t oy = v / l.vectors_per_row;
         const int32_t ox0 = static_cast<int32_t>(v % l.vectors_per_row) * kLanes;
         for (int32_t lane = 0; lane < kLanes; ++lane) {
-          const bool inside = v < vectors && ox0 + lane < g.ow;
+          const bool inside = i < n && ox0 + lane < g.ow;
           real[i * kLanes + lane] = inside;
           out_px[i * kLanes + lane] =
               inside ? y + ((int64_t{b} * g.oh + oy) * g.ow + ox0 + lane) * g.oc : nullptr;
         }
       }
-      store_tile(g, w, out_px, real);
+      store_tile(g, w, out_px, real, n * kLanes);
+      v0 += n;
     }
   }
 }
