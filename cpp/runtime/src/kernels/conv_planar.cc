@@ -202,18 +202,21 @@ __m256i pair_words(const int8_t* px, int32_t j0) {
 }
 
 // Image b of the input as padded channel-pair planes. Eight pixels of one
-// phase and eight channel pairs at a time take a transpose: eight loads (one
-// pixel's pairs each) become eight stores (one pair's pixels). When the pairs
-// are not a multiple of eight, the last group overlaps the one before; for an
-// odd C_in its last word then holds the next pixel's first channel beside
-// the last one, harmless since that pair's second weight is zero (the
-// tensor's very last pixel, with nothing after it, takes the scalar path).
+// phase and eight channel pairs at a time take a transpose: eight 16-byte
+// loads (one pixel's pairs each) become eight stores (one pair's pixels).
+// When the pairs are not a multiple of eight, the last group overlaps the one
+// before, or with fewer than eight pairs in all only the real ones are
+// stored. Either way a load may reach into the next pixel: for an odd C_in
+// the last word then holds a neighbour's byte beside the last channel,
+// harmless since that pair's second weight is zero. Pixels near the end of
+// the tensor, with nothing after them, take the scalar path.
 void build_planes(const Geometry& g, const Plan& l, const int8_t* x, int32_t b, uint32_t* planes) {
   using namespace avx2;
   const auto& c = *g.conv;
   const int32_t zp = -c.input_offset, sw = c.stride_w;
   const uint32_t pad = word(zp, zp);
   const int8_t* x_end = x + int64_t{g.batches} * g.ih * g.iw * g.ic;
+  const int32_t last_group = l.pairs > kLanes ? l.pairs - kLanes : 0;  // its first pair
   for (int32_t r = 0; r < l.hp; ++r) {
     uint32_t* dst_row = planes + r * l.row;
     const int32_t iy = r - c.pad_h;
@@ -227,15 +230,16 @@ void build_planes(const Geometry& g, const Plan& l, const int8_t* x, int32_t b, 
         uint32_t* dst = dst_row + int64_t{ph} * l.wq + col;
         const int32_t ix = col * sw + ph - c.pad_w;
         const int32_t ix_last = ix + (kLanes - 1) * sw;
-        if (l.pairs >= kLanes && col + kLanes <= l.wq && ix >= 0 && ix_last < g.iw &&
-            src_row + int64_t{ix_last} * g.ic + 2 * l.pairs <= x_end) {
+        if (col + kLanes <= l.wq && ix >= 0 && ix_last < g.iw &&
+            src_row + int64_t{ix_last} * g.ic + 2 * last_group + 16 <= x_end) {
           for (int32_t j0 = 0; j0 < l.pairs; j0 += kLanes) {
-            if (j0 + kLanes > l.pairs) j0 = l.pairs - kLanes;
+            if (j0 + kLanes > l.pairs && l.pairs >= kLanes) j0 = l.pairs - kLanes;
             __m256i v[kLanes];
             for (int32_t k = 0; k < kLanes; ++k)
               v[k] = pair_words(src_row + int64_t{ix + k * sw} * g.ic, j0);
             transpose8x8_i32(v);
-            for (int32_t j = 0; j < kLanes; ++j)
+            const int32_t rows = l.pairs - j0 < kLanes ? l.pairs - j0 : kLanes;
+            for (int32_t j = 0; j < rows; ++j)
               _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (j0 + j) * l.pair_stride), v[j]);
           }
           col += kLanes;
@@ -321,6 +325,20 @@ void block(const Geometry& g, const Plan& l, const Work& w, const Requant& q, co
   }
 }
 
+// n < 16 bytes from `bytes` to `out`, as two overlapping fixed-size copies
+// (inlined, unlike a copy of variable length).
+inline void store_short(const int8_t* bytes, int32_t n, int8_t* out) {
+  if (n >= 8) {
+    __builtin_memcpy(out, bytes, 8);
+    __builtin_memcpy(out + n - 8, bytes + n - 8, 8);
+  } else if (n >= 4) {
+    __builtin_memcpy(out, bytes, 4);
+    __builtin_memcpy(out + n - 4, bytes + n - 4, 4);
+  } else {
+    for (int32_t i = 0; i < n; ++i) out[i] = bytes[i];
+  }
+}
+
 // The tile's pixels into the NHWC output: 16 channels by 16 pixels (two
 // vectors) per transpose, each resulting row one pixel's channels. When the
 // channels are not a multiple of 16 the last group overlaps the one before
@@ -343,7 +361,7 @@ void store_tile(const Geometry& g, const Work& w, int8_t* const* out_px, const b
         } else {
           alignas(16) int8_t bytes[16];
           _mm_store_si128(reinterpret_cast<__m128i*>(bytes), r[k]);
-          __builtin_memcpy(out_px[p0 + k], bytes, static_cast<size_t>(g.oc));
+          store_short(bytes, g.oc, out_px[p0 + k]);
         }
       }
     }
