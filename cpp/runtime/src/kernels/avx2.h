@@ -111,6 +111,25 @@ inline void transpose8x8_i32(__m256i r[8]) {
   }
 }
 
+// In place: r[i] holds row i of an 8x8 int16 matrix on entry, column i on
+// return.
+inline void transpose8x8_i16(__m128i r[8]) {
+  __m128i a[8], b[8];
+  for (int i = 0; i < 4; ++i) {  // a[h * 4 + i]: columns 4h..4h+3 of rows 2i, 2i+1
+    a[i] = _mm_unpacklo_epi16(r[2 * i], r[2 * i + 1]);
+    a[4 + i] = _mm_unpackhi_epi16(r[2 * i], r[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h)  // b[g * 2 + q]: columns 2g, 2g+1 of rows 4q..4q+3
+    for (int q = 0; q < 2; ++q) {
+      b[(2 * h) * 2 + q] = _mm_unpacklo_epi32(a[h * 4 + 2 * q], a[h * 4 + 2 * q + 1]);
+      b[(2 * h + 1) * 2 + q] = _mm_unpackhi_epi32(a[h * 4 + 2 * q], a[h * 4 + 2 * q + 1]);
+    }
+  for (int g = 0; g < 4; ++g) {
+    r[2 * g] = _mm_unpacklo_epi64(b[2 * g], b[2 * g + 1]);
+    r[2 * g + 1] = _mm_unpackhi_epi64(b[2 * g], b[2 * g + 1]);
+  }
+}
+
 // In place: r[i] holds row i of a 16x16 int8 matrix on entry, column i on
 // return. Four rounds interleave ever wider units of neighbouring rows.
 inline void transpose16x16_i8(__m128i r[16]) {

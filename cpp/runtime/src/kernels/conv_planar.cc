@@ -16,17 +16,16 @@
 // kBlock vectors share each broadcast.
 #include "conv_planar.h"
 
-#include "../fixedpoint.h"
-#include "avx2.h"
 #include "kernels.h"
+#include "planar_avx2.h"
 
 namespace dtmm {
 
 #if DTMM_X86_SIMD
 namespace {
 
-constexpr int32_t kLanes = 8;  // output pixels per vector
-constexpr int32_t kBlock = 8;  // vectors sharing each weight broadcast
+using planar::kBlock;
+using planar::kLanes;
 
 struct Geometry {
   const dtmm_conv_params* conv;
@@ -98,7 +97,7 @@ Plan plan_for(const Geometry& g) {
   l.start = align32(l.taps + 8 * (static_cast<size_t>(g.filterlets) + g.kh * g.kw));
   l.planes = align32(l.start + 4 * (static_cast<size_t>(g.oc) + 1));
   l.tile = align32(l.planes + 4 * static_cast<size_t>(l.hp) * l.row);
-  l.total = align32(l.tile + static_cast<size_t>(g.oc < 16 ? 16 : g.oc) * kBlock * kLanes);
+  l.total = align32(l.tile + planar::tile_bytes(g.oc));
   return l;
 }
 
@@ -147,14 +146,7 @@ struct Work {
   int64_t* taps;     // [filterlet] word offset of its tap in the planes, then scratch
   int32_t* start;    // [oc + 1] first filterlet of each filter
   uint32_t* planes;  // [padded row][pair][phase][wq] words
-  int8_t* tile;      // [max(oc, 16)][kBlock * kLanes] outputs of one block of vectors
-};
-
-struct Requant {
-  const int32_t* folded_bias;
-  const int32_t* multiplier;
-  const int32_t* shift;
-  int32_t output_offset, act_min, act_max;
+  int8_t* tile;      // planar::store_tile's tile for one block of vectors
 };
 
 Work work_for(const OpContext& ctx, const Plan& l) {
@@ -258,38 +250,14 @@ void build_planes(const Geometry& g, const Plan& l, const int8_t* x, int32_t b, 
   }
 }
 
-// multiply_by_quantized_multiplier on 8 lanes sharing one multiplier and
-// shift (one filter's outputs at eight pixels): the same integers as the
-// per-lane avx2 version, with whole-register shifts.
-__m256i requantize_uniform(__m256i x, int32_t multiplier, int32_t shift) {
-  using namespace avx2;
-  const int32_t left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
-  const __m256i mult = _mm256_set1_epi32(multiplier);
-  if (left) x = _mm256_sll_epi32(x, _mm_cvtsi32_si128(left));
-  const __m256i even = srdhm_even(_mm256_mul_epi32(x, mult));
-  const __m256i odd = srdhm_even(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), mult));
-  const __m256i high = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
-  const int32_t mask = static_cast<int32_t>((uint32_t{1} << right) - 1);
-  const __m256i remainder = _mm256_and_si256(high, _mm256_set1_epi32(mask));
-  const __m256i threshold =
-      _mm256_sub_epi32(_mm256_set1_epi32(mask >> 1), _mm256_srai_epi32(high, 31));
-  return _mm256_sub_epi32(_mm256_sra_epi32(high, _mm_cvtsi32_si128(right)),
-                          _mm256_cmpgt_epi32(remainder, threshold));
-}
-
 // Every filter over N <= kBlock vectors whose first words are at
-// planes + base[i]; outputs go to tile[oc][i * 8 + lane]. Sums start at the folded bias. Four
-// vectors are packed to bytes together: int16 saturation keeps every value
-// beyond the int8 clamp on its own side, so the output offset can be added
-// with int16 saturation and the clamp done on bytes.
+// planes + base[i]; outputs go to tile[oc][i * 8 + lane]. Sums start at the
+// folded bias.
 template <int32_t N>
-void block(const Geometry& g, const Plan& l, const Work& w, const Requant& q, const int64_t* base) {
-  const __m256i lo = _mm256_set1_epi8(static_cast<int8_t>(q.act_min));
-  const __m256i hi = _mm256_set1_epi8(static_cast<int8_t>(q.act_max));
-  const __m256i out_offset = _mm256_set1_epi16(static_cast<int16_t>(q.output_offset));
-  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+void block(const Geometry& g, const Plan& l, const Work& w, const planar::Requant& q,
+           const int64_t* base) {
   for (int32_t oc = 0; oc < g.oc; ++oc) {
-    int8_t* tile = w.tile + int64_t{oc} * kBlock * kLanes;
+    int8_t* tile = w.tile + int64_t{oc} * planar::kTileRow;
     if (w.start[oc] == w.start[oc + 1]) {  // no filterlet: one constant output
       const int32_t v =
           multiply_by_quantized_multiplier(q.folded_bias[oc], q.multiplier[oc], q.shift[oc]) +
@@ -310,84 +278,23 @@ void block(const Geometry& g, const Plan& l, const Work& w, const Requant& q, co
                           wb, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xt + base[i]))));
       }
     }
-    for (int32_t i = 0; i < N; ++i)
-      acc[i] = requantize_uniform(acc[i], q.multiplier[oc], q.shift[oc]);
-    for (int32_t i = 0; i < N; i += 4) {
-      // packs work within 128-bit halves; `order` restores pixel order. Under
-      // four vectors, the last one fills the spare places.
-      const auto at = [&](int32_t k) { return acc[i + k < N ? i + k : N - 1]; };
-      const __m256i a = _mm256_adds_epi16(_mm256_packs_epi32(at(0), at(1)), out_offset);
-      const __m256i b = _mm256_adds_epi16(_mm256_packs_epi32(at(2), at(3)), out_offset);
-      __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(a, b), order);
-      bytes = _mm256_min_epi8(_mm256_max_epi8(bytes, lo), hi);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(tile + i * kLanes), bytes);
-    }
-  }
-}
-
-// n < 16 bytes from `bytes` to `out`, as two overlapping fixed-size copies
-// (inlined, unlike a copy of variable length).
-inline void store_short(const int8_t* bytes, int32_t n, int8_t* out) {
-  if (n >= 8) {
-    __builtin_memcpy(out, bytes, 8);
-    __builtin_memcpy(out + n - 8, bytes + n - 8, 8);
-  } else if (n >= 4) {
-    __builtin_memcpy(out, bytes, 4);
-    __builtin_memcpy(out + n - 4, bytes + n - 4, 4);
-  } else {
-    for (int32_t i = 0; i < n; ++i) out[i] = bytes[i];
-  }
-}
-
-// The tile's pixels into the NHWC output: 16 channels by 16 pixels (two
-// vectors) per transpose, each resulting row one pixel's channels. When the
-// channels are not a multiple of 16 the last group overlaps the one before
-// (fewer than 16 in all: the tile has 16 rows and each pixel keeps its own).
-void store_tile(const Geometry& g, const Work& w, int8_t* const* out_px, const bool* real,
-                int32_t pixels) {
-  constexpr int32_t kStride = kBlock * kLanes;
-  for (int32_t oc0 = 0; oc0 < g.oc; oc0 += 16) {
-    if (oc0 + 16 > g.oc && g.oc >= 16) oc0 = g.oc - 16;
-    for (int32_t p0 = 0; p0 < pixels; p0 += 16) {
-      __m128i r[16];
-      for (int32_t k = 0; k < 16; ++k)
-        r[k] = _mm_loadu_si128(
-            reinterpret_cast<const __m128i*>(w.tile + int64_t{oc0 + k} * kStride + p0));
-      avx2::transpose16x16_i8(r);
-      for (int32_t k = 0; k < 16; ++k) {
-        if (!real[p0 + k]) continue;
-        if (g.oc >= 16) {
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(out_px[p0 + k] + oc0), r[k]);
-        } else {
-          alignas(16) int8_t bytes[16];
-          _mm_store_si128(reinterpret_cast<__m128i*>(bytes), r[k]);
-          store_short(bytes, g.oc, out_px[p0 + k]);
-        }
-      }
-    }
+    planar::store_vectors<N>(acc, q, oc, tile);
   }
 }
 
 // The whole op, once the filterlet tables are in the workspace.
 void run(const OpContext& ctx, const Geometry& g, const Plan& l, const Work& w) {
   const auto& c = *g.conv;
-  const Requant q{ctx.blob_i32(c.folded_bias_offset),
-                  ctx.blob_i32(c.quant_offset),
-                  ctx.blob_i32(c.quant_offset) + g.oc,
-                  c.output_offset,
-                  c.act_min,
-                  c.act_max};
+  const int32_t* mult = ctx.blob_i32(c.quant_offset);
+  const planar::Requant q{
+      ctx.blob_i32(c.folded_bias_offset), mult, mult + g.oc, c.output_offset, c.act_min, c.act_max};
   const int8_t* x = ctx.in_data<int8_t>(0);
-  int8_t* y = ctx.out_data<int8_t>();
   const int64_t vectors = int64_t{g.oh} * l.vectors_per_row;
   for (int32_t b = 0; b < g.batches; ++b) {
     build_planes(g, l, x, b, w.planes);
+    int8_t* image_out = ctx.out_data<int8_t>() + int64_t{b} * g.oh * g.ow * g.oc;
     for (int64_t v0 = 0; v0 < vectors;) {
-      // The largest block the remaining vectors fill.
-      const int32_t n = vectors - v0 >= kBlock ? kBlock
-                        : vectors - v0 >= 4    ? 4
-                        : vectors - v0 >= 2    ? 2
-                                               : 1;
+      const int32_t n = planar::block_size(vectors - v0);
       int64_t base[kBlock];
       for (int32_t i = 0; i < n; ++i) {
         const int64_t v = v0 + i;
@@ -402,20 +309,8 @@ void run(const OpContext& ctx, const Geometry& g, const Plan& l, const Work& w) 
       } else {
         block<1>(g, l, w, q, base);
       }
-      int8_t* out_px[kBlock * kLanes];
-      bool real[kBlock * kLanes];
-      for (int32_t i = 0; i < kBlock; ++i) {
-        const int64_t v = v0 + i;
-        const int64_t oy = v / l.vectors_per_row;
-        const int32_t ox0 = static_cast<int32_t>(v % l.vectors_per_row) * kLanes;
-        for (int32_t lane = 0; lane < kLanes; ++lane) {
-          const bool inside = i < n && ox0 + lane < g.ow;
-          real[i * kLanes + lane] = inside;
-          out_px[i * kLanes + lane] =
-              inside ? y + ((int64_t{b} * g.oh + oy) * g.ow + ox0 + lane) * g.oc : nullptr;
-        }
-      }
-      store_tile(g, w, out_px, real, n * kLanes);
+      planar::store_tile(g.oc, w.tile,
+                         planar::block_pixels(image_out, g.ow, g.oc, l.vectors_per_row, v0, n));
       v0 += n;
     }
   }
