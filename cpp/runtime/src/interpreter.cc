@@ -1,6 +1,7 @@
 // Running a validated model, and the accessors of the C API.
 #include "dtmm/dtmm.h"
 #include "kernels/conv_planar.h"
+#include "kernels/depthwise_planar.h"
 #include "op_context.h"
 #include "op_registry.h"
 
@@ -98,6 +99,7 @@ size_t dtmm_host_workspace_size(const dtmm_model* m) {
     size_t bytes = 0;
     if (op.type == DTMM_OP_CONV_2D || op.type == DTMM_OP_CONV_2D_FWCS)
       bytes = conv_planar_workspace(ctx);
+    if (op.type == DTMM_OP_DEPTHWISE_CONV_2D) bytes = depthwise_planar_workspace(ctx);
     if (op.type == DTMM_OP_CONV_2D) {
       const size_t widened = 2 * static_cast<size_t>(num_elements(ctx.in(1)));
       bytes = widened > bytes ? widened : bytes;

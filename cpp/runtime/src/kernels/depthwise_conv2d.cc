@@ -2,6 +2,7 @@
 
 #include "../fixedpoint.h"
 #include "avx2.h"
+#include "depthwise_planar.h"
 #include "kernels.h"
 #include "window.h"
 #if defined(__ARM_FEATURE_MVE)
@@ -341,6 +342,7 @@ void eval_depthwise_conv2d(const OpContext& ctx) {
   // loop, which keeps Helium builds small.
   if (!depthwise_helium(ctx)) eval_depthwise_conv2d_reference(ctx);
 #else
+  if (depthwise_planar(ctx)) return;
 #if DTMM_X86_SIMD
   if (avx2::cpu_has_avx2() && depthwise_by_pixel(ctx, dw_pixel_avx2)) return;
 #endif
