@@ -41,9 +41,13 @@ inline __m256i requantize_uniform(__m256i x, int32_t multiplier, int32_t shift) 
   const int32_t left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
   const __m256i mult = _mm256_set1_epi32(multiplier);
   if (left) x = _mm256_sll_epi32(x, _mm_cvtsi32_si128(left));
+  // srdhm_even leaves bits 31..62 of the rounded product in a lane's low
+  // half; for odd lanes one left shift puts the same bits in the high half.
+  const __m256i nudge = _mm256_set1_epi64x(int64_t{1} << 30);
   const __m256i even = srdhm_even(_mm256_mul_epi32(x, mult));
-  const __m256i odd = srdhm_even(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), mult));
-  const __m256i high = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+  const __m256i odd = _mm256_slli_epi64(
+      _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), mult), nudge), 1);
+  const __m256i high = _mm256_blend_epi32(even, odd, 0xAA);
   const int32_t mask = static_cast<int32_t>((uint32_t{1} << right) - 1);
   const __m256i remainder = _mm256_and_si256(high, _mm256_set1_epi32(mask));
   const __m256i threshold =
@@ -131,6 +135,8 @@ inline void store_tile(int32_t channels, const int8_t* tile, const BlockPixels& 
         if (!px.real[p0 + k]) continue;
         if (channels >= 16) {
           _mm_storeu_si128(reinterpret_cast<__m128i*>(px.out[p0 + k] + c0), r[k]);
+        } else if (channels == 8) {
+          _mm_storel_epi64(reinterpret_cast<__m128i*>(px.out[p0 + k]), r[k]);
         } else {
           alignas(16) int8_t bytes[16];
           _mm_store_si128(reinterpret_cast<__m128i*>(bytes), r[k]);
