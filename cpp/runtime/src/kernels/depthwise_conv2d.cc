@@ -157,19 +157,85 @@ static void dw_pixel_avx2(const int8_t* window, ptrdiff_t in_row, int32_t kh, in
     out[c] = static_cast<int8_t>(clamp_i32(v, p.act_min, p.act_max));
   }
 }
+// Filter taps paired left to right within each filter row (an odd last tap
+// with a zero partner), 16 channels per block, interleaved the way
+// vpunpck{l,h}wd interleaves two taps' inputs: per (block, ky, pair) one
+// vector for channels 0-3 and 8-11, then one for 4-7 and 12-15.
+constexpr int32_t kDwPairTable = 4096;  // int16 elements (8 KB, on the stack)
+
+static int32_t dw_pair_table_size(int32_t kh, int32_t kw, int32_t depth) {
+  return kh * ((kw + 1) / 2) * depth * 2;
+}
+
+static void dw_build_pair_table(const int8_t* filter, int32_t kh, int32_t kw, int32_t depth,
+                                int16_t* table) {
+  const int32_t pairs = (kw + 1) / 2;
+  for (int32_t c0 = 0; c0 < depth; c0 += 16)
+    for (int32_t ky = 0; ky < kh; ++ky)
+      for (int32_t m = 0; m < pairs; ++m)
+        for (int32_t half = 0; half < 2; ++half)
+          for (int32_t l = 0; l < 8; ++l) {
+            // Lane l of the vector: channel (l < 4 ? l : l + 4) + 4 * half.
+            const int32_t ch = c0 + (l < 4 ? l : l + 4) + 4 * half;
+            const int8_t* t = filter + (int64_t{ky} * kw + 2 * m) * depth + ch;
+            *table++ = t[0];
+            *table++ = 2 * m + 1 < kw ? t[depth] : 0;
+          }
+}
+
+// One output pixel, depth % 16 == 0: two taps' inputs interleaved as int16
+// pairs meet the pair table in vpmaddwd, so each instruction adds both taps'
+// products for eight channels.
+static void dw_pixel_pairs_avx2(const int8_t* window, ptrdiff_t in_row, int32_t kh, int32_t kw,
+                                int32_t depth, const int16_t* table, const int32_t* folded,
+                                const int32_t* mult, const int32_t* shift,
+                                const dtmm_conv_params& p, int8_t* out) {
+  using namespace avx2;
+  const __m256i lo = _mm256_set1_epi32(p.act_min), hi = _mm256_set1_epi32(p.act_max);
+  const __m256i out_offset = _mm256_set1_epi32(p.output_offset);
+  const int32_t pairs = (kw + 1) / 2;
+  const __m256i* t = reinterpret_cast<const __m256i*>(table);
+  for (int32_t c = 0; c < depth; c += 16) {
+    __m256i acc_a = _mm256_setzero_si256(), acc_b = _mm256_setzero_si256();
+    for (int32_t ky = 0; ky < kh; ++ky)
+      for (int32_t m = 0; m < pairs; ++m, t += 2) {
+        const int8_t* px = window + ky * in_row + 2 * m * depth + c;
+        const __m256i xa = load16(px);
+        const __m256i xb = 2 * m + 1 < kw ? load16(px + depth) : _mm256_setzero_si256();
+        acc_a = _mm256_add_epi32(
+            acc_a, _mm256_madd_epi16(_mm256_unpacklo_epi16(xa, xb), _mm256_load_si256(t)));
+        acc_b = _mm256_add_epi32(
+            acc_b, _mm256_madd_epi16(_mm256_unpackhi_epi16(xa, xb), _mm256_load_si256(t + 1)));
+      }
+    for (int half = 0; half < 2; ++half) {
+      const int32_t cc = c + 8 * half;
+      __m256i v = _mm256_permute2x128_si256(acc_a, acc_b, half ? 0x31 : 0x20);
+      v = _mm256_add_epi32(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(folded + cc)));
+      v = multiply_by_quantized_multiplier8(
+          v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(mult + cc)),
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(shift + cc)));
+      store8_i8(out + cc, _mm256_add_epi32(v, out_offset), lo, hi);
+    }
+  }
+}
+
 #pragma GCC pop_options
 
 #endif  // DTMM_X86_SIMD
 
 #if DTMM_X86_SIMD
-using DwPixelFn = void (*)(const int8_t*, ptrdiff_t, int32_t, int32_t, int32_t, const int8_t*,
+template <typename Weight>
+using DwPixelFn = void (*)(const int8_t*, ptrdiff_t, int32_t, int32_t, int32_t, const Weight*,
                            const int32_t*, const int32_t*, const int32_t*, const dtmm_conv_params&,
                            int8_t*);
 
-// All output pixels through `pixel`; border windows are copied with the input
-// zero point in the padding (cancelled by the folded bias). False, doing
-// nothing, when a window does not fit the stack buffer.
-static bool depthwise_by_pixel(const OpContext& ctx, DwPixelFn pixel) {
+// All output pixels through `pixel` with `filter` (the op's, or a table made
+// from it); border windows are copied with the input zero point in the
+// padding (cancelled by the folded bias). False, doing nothing, when a window
+// does not fit the stack buffer.
+template <typename Weight>
+static bool depthwise_by_pixel(const OpContext& ctx, DwPixelFn<Weight> pixel,
+                               const Weight* filter) {
   const auto& p = ctx.p<dtmm_conv_params>();
   const auto& in = ctx.in(0);
   const auto& w = ctx.in(1);
@@ -178,7 +244,6 @@ static bool depthwise_by_pixel(const OpContext& ctx, DwPixelFn pixel) {
   if (int64_t{kh} * kw * depth > kDepthwisePatch) return false;
   int8_t patch[kDepthwisePatch];
   const int8_t* x = ctx.in_data<int8_t>(0);
-  const int8_t* filter = ctx.in_data<int8_t>(1);
   const int32_t* folded = ctx.blob_i32(p.folded_bias_offset);
   const int32_t* mult = ctx.blob_i32(p.quant_offset);
   const int32_t* shift = mult + depth;
@@ -344,7 +409,17 @@ void eval_depthwise_conv2d(const OpContext& ctx) {
 #else
   if (depthwise_planar(ctx)) return;
 #if DTMM_X86_SIMD
-  if (avx2::cpu_has_avx2() && depthwise_by_pixel(ctx, dw_pixel_avx2)) return;
+  if (avx2::cpu_has_avx2()) {
+    const auto& w = ctx.in(1);
+    const int32_t kh = w.dims[1], kw = w.dims[2], depth = w.dims[3];
+    const int8_t* filter = ctx.in_data<int8_t>(1);
+    if (depth % 16 == 0 && dw_pair_table_size(kh, kw, depth) <= kDwPairTable) {
+      alignas(32) int16_t table[kDwPairTable];
+      dw_build_pair_table(filter, kh, kw, depth, table);
+      if (depthwise_by_pixel<int16_t>(ctx, dw_pixel_pairs_avx2, table)) return;
+    }
+    if (depthwise_by_pixel<int8_t>(ctx, dw_pixel_avx2, filter)) return;
+  }
 #endif
   eval_depthwise_conv2d_blocked(ctx);
 #endif
