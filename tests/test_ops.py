@@ -53,11 +53,17 @@ def scale(rng: np.random.Generator, lo: float = 1e-3, hi: float = 1.0) -> float:
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
-def conv_like(draw, depthwise: bool):
+def conv_like(draw, depthwise: bool, wide: bool):
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     n = draw(st.integers(1, 2))
-    h, w = draw(st.integers(1, 12)), draw(st.integers(1, 12))
+    # Wide rows (few of them, to stay quick) reach the host kernels that take
+    # rows of 16 or more output pixels eight at a time.
+    h, w = (
+        (draw(st.integers(1, 5)), draw(st.integers(17, 45)))
+        if wide
+        else (draw(st.integers(1, 12)), draw(st.integers(1, 12)))
+    )
     cin = draw(st.sampled_from([1, 2, 3, 7, 15, 16, 17, 31, 32, 33, 48, 70]))
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
@@ -78,8 +84,10 @@ def out_size(size: int, k: int, s: int, d: int, padding: str) -> int:
 
 
 @st.composite
-def conv_case(draw, depthwise: bool = False):
-    rng, n, h, w, cin, cout, kh, kw, stride, dil, padding, act, mult = conv_like(draw, depthwise)
+def conv_case(draw, depthwise: bool = False, wide: bool = False):
+    rng, n, h, w, cin, cout, kh, kw, stride, dil, padding, act, mult = conv_like(
+        draw, depthwise, wide
+    )
     g = tw.Graph()
     s_in, zp_in = scale(rng, 0.005, 0.2), int(rng.integers(-128, 128))
     w_scales = np.array([scale(rng, 1e-3, 0.05) for _ in range(cout)], np.float32)
@@ -142,6 +150,18 @@ def test_conv2d(case):
 @SETTINGS
 @given(conv_case(depthwise=True))
 def test_depthwise_conv2d(case):
+    check(*case)
+
+
+@SETTINGS
+@given(conv_case(wide=True))
+def test_conv2d_wide_rows(case):
+    check(*case)
+
+
+@SETTINGS
+@given(conv_case(depthwise=True, wide=True))
+def test_depthwise_conv2d_wide_rows(case):
     check(*case)
 
 
