@@ -100,10 +100,6 @@ size_t dtmm_host_workspace_size(const dtmm_model* m) {
     if (op.type == DTMM_OP_CONV_2D || op.type == DTMM_OP_CONV_2D_FWCS)
       bytes = conv_planar_workspace(ctx);
     if (op.type == DTMM_OP_DEPTHWISE_CONV_2D) bytes = depthwise_planar_workspace(ctx);
-    if (op.type == DTMM_OP_CONV_2D) {
-      const size_t widened = 2 * static_cast<size_t>(num_elements(ctx.in(1)));
-      bytes = widened > bytes ? widened : bytes;
-    }
     need = bytes > need ? bytes : need;
   }
   return need;

@@ -6,7 +6,11 @@
 #ifndef DTMM_SRC_KERNELS_AVX2_H_
 #define DTMM_SRC_KERNELS_AVX2_H_
 
-#include "conv_rows.h"  // DTMM_X86_SIMD
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define DTMM_X86_SIMD 1
+#else
+#define DTMM_X86_SIMD 0
+#endif
 
 #if DTMM_X86_SIMD
 #include <immintrin.h>

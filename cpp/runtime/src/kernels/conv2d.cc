@@ -133,10 +133,10 @@ static void conv_border_pixel(const OpContext& ctx, int32_t b, int32_t y0, int32
 
 // The host path (groups 1, dilation 1): for a pixel whose window lies inside
 // the input, each window row meets KW * C_in contiguous input bytes, so the
-// sum is KH dot products (conv_rows, portable or AVX2); the input offset
+// sum is KH dot products (conv_rows); the input offset
 // enters once, through the folded bias (bias + input_offset * sum(w)), equal
 // to the reference modulo 2^32. Border pixels use the reference formula.
-static void eval_conv2d_rows(const OpContext& ctx, ConvRowsFn rows) {
+static void eval_conv2d_rows(const OpContext& ctx) {
   const auto& p = ctx.p<dtmm_conv_params>();
   const auto& in = ctx.in(0);
   const auto& w = ctx.in(1);
@@ -166,17 +166,6 @@ static void eval_conv2d_rows(const OpContext& ctx, ConvRowsFn rows) {
   r.output_offset = p.output_offset;
   r.act_min = p.act_min;
   r.act_max = p.act_max;
-  const uint64_t wide_bytes = uint64_t{2} * oc_count * r.filter_len;
-  if (conv_rows_use_wide_filter() && ctx.model->workspace &&
-      wide_bytes <= ctx.model->workspace_size) {
-    int16_t* wide = static_cast<int16_t*>(ctx.model->workspace);
-    for (int64_t i = 0; i < int64_t{oc_count} * r.filter_len; ++i) wide[i] = r.filter[i];
-    r.filter16 = wide;
-  }
-#if DTMM_X86_SIMD
-  alignas(32) int16_t outer[kConvRowsOuterTable];
-  if (rows == conv_rows_avx2 && conv_rows_prepare_outer(r, outer)) r.outer_weights = outer;
-#endif
   // Border windows are copied here (on the stack: at most 1 KB).
   constexpr int64_t kPatchMax = 1024;
   int8_t patch[kPatchMax];
@@ -198,7 +187,7 @@ static void eval_conv2d_rows(const OpContext& ctx, ConvRowsFn rows) {
       r.window_row_step = int64_t{p.stride_h} * iw * ic;
       r.out_row_step = int64_t{ow} * oc_count;
       r.out = y + ((int64_t{b} * oh + oy_lo) * ow + ox_lo) * oc_count;
-      rows(r);
+      conv_rows_portable(r);
     }
     for (int32_t oy = 0; oy < oh; ++oy) {
       const int32_t y0 = oy * p.stride_h - p.pad_h;
@@ -223,15 +212,16 @@ static void eval_conv2d_rows(const OpContext& ctx, ConvRowsFn rows) {
         one.num_pixels = 1;
         one.num_rows = 1;
         one.out = out_px;
-        rows(one);
+        conv_rows_portable(one);
       }
     }
   }
 }
 #endif
 
-// Groups 1 and dilation 1 take a fast path: on the devices (and hosts
-// without AVX2) the run convolution (conv_runs.h), on x86 hosts conv_rows.
+// Groups 1 and dilation 1 take a fast path: on x86 hosts with the host
+// workspace the planar kernel (conv_planar.h), elsewhere the run convolution
+// (conv_runs.h), or conv_rows for windows too large for it.
 void eval_conv2d(const OpContext& ctx) {
   const auto& p = ctx.p<dtmm_conv_params>();
   const auto& in = ctx.in(0);
@@ -241,14 +231,11 @@ void eval_conv2d(const OpContext& ctx) {
     eval_conv2d_reference(ctx);
     return;
   }
-  const int32_t oc_count = w.dims[0], kh = w.dims[1], kw = w.dims[2], ic = w.dims[3];
-#if defined(__ARM_FEATURE_MVE)
-  const bool device_path = true;
-#else
-  const ConvRowsFn rows = select_conv_rows();
-  const bool device_path = rows == conv_rows_portable;
+#if !defined(__ARM_FEATURE_MVE)
+  if (conv_planar_dense(ctx)) return;
 #endif
-  if (device_path && conv_runs_fits(kh, kw, ic, p.pad_h, p.pad_w)) {
+  const int32_t oc_count = w.dims[0], kh = w.dims[1], kw = w.dims[2], ic = w.dims[3];
+  if (conv_runs_fits(kh, kw, ic, p.pad_h, p.pad_w)) {
     // Each filter is one run over its whole window.
     RunConv c = run_conv_for(ctx, p, kh, kw, oc_count);
     const ConvRun whole{0, static_cast<uint16_t>(kh * kw * ic)};
@@ -257,16 +244,13 @@ void eval_conv2d(const OpContext& ctx) {
     conv_runs(c);
     return;
   }
-#if !defined(__ARM_FEATURE_MVE)
-  if (conv_planar_dense(ctx)) return;
-#endif
 #if defined(__ARM_FEATURE_MVE)
   // Windows over kRunConvMaxWindow bytes (3x3 with C_in > 113) are rare on
   // microcontrollers; the reference loop serves them and keeps Helium builds
   // small.
   eval_conv2d_reference(ctx);
 #else
-  eval_conv2d_rows(ctx, rows);
+  eval_conv2d_rows(ctx);
 #endif
 }
 
