@@ -67,8 +67,9 @@ typedef struct {
   // Set to 1 after dtmm_init to run the readable reference kernels instead of
   // the optimized ones (both are bit-identical; tests compare them).
   uint32_t reference_kernels;
-  // Optional, hosts only: memory the x86 SIMD kernels may use to keep
-  // widened weights (dtmm_host_workspace_size bytes). Firmware leaves it NULL.
+  // Optional, hosts only: memory the x86 SIMD kernels use for rewritten inputs
+  // and weight tables (dtmm_host_workspace_size bytes); without it they fall
+  // back to the portable kernels. Firmware leaves it NULL.
   void* workspace;
   uint32_t workspace_size;
 } dtmm_model;
