@@ -11,9 +11,9 @@ How:
 1. The calibration inputs are split in two: one half fits the pruning
    (activation statistics, least-squares refit: :mod:`dtmm.calibrated`), the
    other measures it (held apart from the fit).
-2. Sensitivity: every option of every layer is applied alone and its loss
-   increase measured with the bit-exact runtime (cross-entropy with labels,
-   else KL divergence from the dense model's outputs).
+2. Sensitivity: every option of every layer is applied alone and the KL
+   divergence of the outputs from the dense model's measured with the
+   bit-exact runtime.
 3. Costs of each option: instructions from the fitted latency model
    (:mod:`dtmm.latency`), weight bytes, activation bytes.
 4. Search over the additive model. ``method="dp"`` (dtmm's): Lagrangian
@@ -24,6 +24,9 @@ How:
 5. The loss budget is then bisected on real measurements: each candidate is
    pruned jointly, compiled (exact blob bytes and arena) and evaluated; the
    fastest one within every budget wins.
+
+``objective="accuracy"`` skips 2-5: :func:`search_greedy` prunes step by
+step, measuring each candidate step on the whole pruned model.
 """
 
 from __future__ import annotations
@@ -197,10 +200,13 @@ class _Evaluator:
         e = np.exp(real - real.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
-    def loss(self, p: np.ndarray) -> float:
-        if self.labels is not None:
-            return float(-np.log(p[np.arange(len(p)), self.labels]).mean())
-        return float((self.dense * np.log(self.dense / p)).sum(axis=1).mean())
+    def divergence(self, p: np.ndarray) -> float:
+        """KL(dense || p): how far the outputs moved from the dense model's. A
+        layer's sensitivity, with or without labels: unlike the change in
+        cross-entropy, it is zero only when the outputs did not move, and a
+        pruning that happens to fit the labels a little better does not look
+        free."""
+        return max(float((self.dense * np.log(self.dense / p)).sum(axis=1).mean()), 0.0)
 
     def score(self, p: np.ndarray) -> float:
         """Accuracy with labels, else top-1 agreement with the dense model."""
@@ -370,6 +376,69 @@ def search_anneal(
     return best
 
 
+def search_greedy(
+    table: _Table,
+    joint_loss: Callable[[list[int]], float],
+    bytes_budget: float,
+    act_budget: float,
+    lookahead: int = 3,
+    say: Callable[[str], None] = lambda msg: None,
+) -> list[int]:
+    """Least joint loss within the byte (and activation) budgets, greedily:
+    from the unpruned model, each step takes, over every layer's next
+    ``lookahead`` smaller options, the move with the least increase in the
+    loss of the whole pruned model per unit of budget excess it frees. Unlike the
+    additive model, every step is measured jointly, so interactions between
+    layers count. Returns the pick (which may still miss the budgets when no
+    move frees anything)."""
+    # Per layer, options by weight bytes, largest first; each storage only
+    # where it is the smaller for its ratios.
+    chains = []
+    for costs in table.costs:
+        order = sorted(range(len(costs)), key=lambda j: -costs[j].weight_bytes)
+        chains.append([0] + [j for j in order if j != 0])
+    pick = [0] * len(table.costs)
+    loss = joint_loss(pick)
+
+    def excess(p: list[int]) -> tuple[float, float]:
+        _, wb, ab, _ = table.totals(p)
+        return max(wb - bytes_budget, 0.0), max(ab - act_budget, 0.0)
+
+    while True:
+        over_b, over_a = excess(pick)
+        if over_b <= 0 and over_a <= 0:
+            return pick
+        best = None
+        for i, costs in enumerate(table.costs):
+            now = costs[pick[i]]
+            steps = [
+                j
+                for j in chains[i]
+                if costs[j].weight_bytes < now.weight_bytes
+                or costs[j].activation_bytes < now.activation_bytes
+            ]
+            for j in steps[:lookahead]:
+                gain = 0.0
+                if over_b > 0:
+                    gain += min(now.weight_bytes - costs[j].weight_bytes, over_b) / over_b
+                if over_a > 0:
+                    gain += min(now.activation_bytes - costs[j].activation_bytes, over_a) / over_a
+                if gain <= 0:
+                    continue
+                trial = pick.copy()
+                trial[i] = j
+                trial_loss = joint_loss(trial)
+                # A step that happens to lower the loss is as good as a free
+                # one; among free steps the one freeing more goes first.
+                rank = (max(trial_loss - loss, 0.0) / gain, -gain)
+                if best is None or rank < best[0]:
+                    best = (rank, trial, trial_loss)
+        if best is None:
+            return pick
+        _, pick, loss = best
+        say(f"greedy: loss {loss:.4f}, {over_b:,.0f} B over flash before this step")
+
+
 # ---- the driver
 
 
@@ -433,9 +502,10 @@ def schedule(
     ``calibration`` is ``(inputs, labels)``, or ``(inputs, None)`` / inputs
     alone to keep the outputs close to the dense model's (top-1 agreement).
     ``criterion`` is "activation" (calibrated, with reconstruction) or "l2".
-    ``objective="accuracy"`` instead returns the schedule with the least
-    predicted loss that meets flash and SRAM (for pruning that fine-tuning
-    will follow: ``max_accuracy_drop`` is then not enforced, only reported).
+    ``objective="accuracy"`` instead returns the least lossy schedule that
+    meets flash and SRAM, found greedily with every step measured on the
+    whole pruned model (for pruning that fine-tuning will follow:
+    ``max_accuracy_drop`` is then not enforced, only reported).
     Raises :class:`BudgetError` when a budget cannot be met, naming it and
     the shortfall.
     """
@@ -465,7 +535,6 @@ def schedule(
     dense_blob = compile_model(model)
     dense_arena = plan_memory(model).arena_size
     dense_score = evaluator.score(evaluator.dense)
-    dense_loss = evaluator.loss(evaluator.dense)
     lm = latency.load()
     dense_instr = sum(r.instructions for r in latency.predict(model))
 
@@ -479,19 +548,21 @@ def schedule(
         _measure_bytes(model, table, len(dense_blob))
     _check_reachable(model, table, flash, sram)
 
-    done = 0
-    total = sum(len({(o.filterlets, o.filters) for o in opts}) - 1 for opts in table.options)
-    for op, opts, costs in zip(layers, table.options, table.costs):
-        measured: dict[tuple[float, float], float] = {(0.0, 0.0): 0.0}
-        for opt, cost in zip(opts, costs):
-            key = (opt.filterlets, opt.filters)
-            if key not in measured:  # the storage does not change the outputs
-                done += 1
-                say(f"sensitivity {done}/{total}: {op.name[-40:]} {key}")
-                pruned = apply_options(model, {op.name: opt}, fit_x, criterion)
-                loss = evaluator.loss(evaluator.probabilities(pruned)) - dense_loss
-                measured[key] = max(loss, 0.0)
-            cost.loss = measured[key]
+    # Single-layer sensitivities for the additive model of the latency search
+    # (the accuracy objective measures whole schedules instead).
+    if objective == "latency":
+        done = 0
+        total = sum(len({(o.filterlets, o.filters) for o in opts}) - 1 for opts in table.options)
+        for op, opts, costs in zip(layers, table.options, table.costs):
+            measured: dict[tuple[float, float], float] = {(0.0, 0.0): 0.0}
+            for opt, cost in zip(opts, costs):
+                key = (opt.filterlets, opt.filters)
+                if key not in measured:  # the storage does not change the outputs
+                    done += 1
+                    say(f"sensitivity {done}/{total}: {op.name[-40:]} {key}")
+                    pruned = apply_options(model, {op.name: opt}, fit_x, criterion)
+                    measured[key] = evaluator.divergence(evaluator.probabilities(pruned))
+                cost.loss = measured[key]
 
     flash_budget = math.inf if flash is None else flash - len(dense_blob)
     # Filterlet pruning leaves the arena alone; only removing filters shrinks
@@ -513,58 +584,84 @@ def schedule(
         instr = sum(r.instructions for r in latency.predict(pruned))
         return pruned, blob, arena, instr, evaluator.score(evaluator.probabilities(pruned))
 
-    # the most any loss budget could buy: is flash/SRAM reachable at all?
-    max_loss = sum(max(c.loss for c in costs) for costs in table.costs) + 1.0
+    limit_flash, limit_sram = flash, sram
     best = None
     closest: tuple[int, float, int] | None = None  # the most accurate fit, for the error
-    # The least loss budget under which the search meets the (estimated) flash
-    # budget; from there the loss budget is bisected geometrically.
-    lo = 1e-4
-    while lo < max_loss and search(lo, flash_budget) is None:
-        lo *= 2
-    below = lo / 2
-    for _ in range(10):  # narrow it down: the least lossy feasible schedule is found at lo
-        mid = (below + lo) / 2
-        if search(mid, flash_budget) is None:
-            below = mid
-        else:
-            lo = mid
-    hi = max_loss
-    limit_flash, limit_sram = flash, sram
-    for it in range(12):
-        budget = lo if it == 0 else math.sqrt(lo * hi)
-        pick = search(budget, flash_budget)
-        if pick is None:
-            lo = budget
-            continue
-        pruned, blob, arena, instr, score = realise(pick)
-        fits = (limit_flash is None or len(blob) <= limit_flash) and (
-            limit_sram is None or arena <= limit_sram
-        )
-        accurate = dense_score - score <= max_accuracy_drop + 1e-12
-        say(
-            f"loss budget {budget:.4f}: blob {len(blob):,} B, arena {arena:,} B, "
-            f"{score:.2%}, {instr:,.0f} instr."
-        )
-        if fits and (closest is None or score > closest[1]):
-            closest = (len(blob), score, arena)
-        if limit_flash is not None and len(blob) > limit_flash:
-            # The additive byte estimate was short: ask for less than this
-            # pick's estimate by the overshoot, so the next search moves on.
-            estimate = table.totals(pick)[1]
-            flash_budget = min(flash_budget, estimate) - (len(blob) - limit_flash)
-            continue
-        if objective == "accuracy" and fits:
-            best = (pruned, blob, arena, instr, score, pick)
-            break
-        if fits and accurate:
-            if best is None or instr < best[3]:
+    if objective == "accuracy":
+        # Least loss within flash and SRAM, measured jointly step by step (the
+        # additive model's sum of single-layer losses is a poor guide when
+        # every layer must be pruned hard).
+        sram_act = math.inf
+        if sram is not None and dense_arena > sram:
+            sram_act = table.totals([0] * len(table.names))[2] * sram / dense_arena
+
+        def joint_loss(pick: list[int]) -> float:
+            choice = {table.names[i]: table.options[i][j] for i, j in enumerate(pick) if j}
+            pruned = apply_options(model, choice, fit_x, criterion)
+            return evaluator.divergence(evaluator.probabilities(pruned))
+
+        for _ in range(12):
+            pick = search_greedy(table, joint_loss, flash_budget, sram_act, say=say)
+            pruned, blob, arena, instr, score = realise(pick)
+            fits = (limit_flash is None or len(blob) <= limit_flash) and (
+                limit_sram is None or arena <= limit_sram
+            )
+            say(f"greedy: blob {len(blob):,} B, arena {arena:,} B, {score:.2%}")
+            if fits:
                 best = (pruned, blob, arena, instr, score, pick)
-            lo = budget
-        elif it == 0:
-            break  # the least lossy schedule that fits is already too inaccurate
-        else:
-            hi = budget
+                closest = (len(blob), score, arena)
+                break
+            if limit_flash is not None and len(blob) > limit_flash:
+                flash_budget -= len(blob) - limit_flash  # the estimate was short
+            if limit_sram is not None and arena > limit_sram:
+                sram_act = table.totals(pick)[2] * limit_sram / arena
+    else:
+        # the most any loss budget could buy: is flash/SRAM reachable at all?
+        max_loss = sum(max(c.loss for c in costs) for costs in table.costs) + 1.0
+        # The least loss budget under which the search meets the (estimated) flash
+        # budget; from there the loss budget is bisected geometrically.
+        lo = 1e-4
+        while lo < max_loss and search(lo, flash_budget) is None:
+            lo *= 2
+        below = lo / 2
+        for _ in range(10):  # narrow it down: the least lossy feasible schedule is found at lo
+            mid = (below + lo) / 2
+            if search(mid, flash_budget) is None:
+                below = mid
+            else:
+                lo = mid
+        hi = max_loss
+        for it in range(12):
+            budget = lo if it == 0 else math.sqrt(lo * hi)
+            pick = search(budget, flash_budget)
+            if pick is None:
+                lo = budget
+                continue
+            pruned, blob, arena, instr, score = realise(pick)
+            fits = (limit_flash is None or len(blob) <= limit_flash) and (
+                limit_sram is None or arena <= limit_sram
+            )
+            accurate = dense_score - score <= max_accuracy_drop + 1e-12
+            say(
+                f"loss budget {budget:.4f}: blob {len(blob):,} B, arena {arena:,} B, "
+                f"{score:.2%}, {instr:,.0f} instr."
+            )
+            if fits and (closest is None or score > closest[1]):
+                closest = (len(blob), score, arena)
+            if limit_flash is not None and len(blob) > limit_flash:
+                # The additive byte estimate was short: ask for less than this
+                # pick's estimate by the overshoot, so the next search moves on.
+                estimate = table.totals(pick)[1]
+                flash_budget = min(flash_budget, estimate) - (len(blob) - limit_flash)
+                continue
+            if fits and accurate:
+                if best is None or instr < best[3]:
+                    best = (pruned, blob, arena, instr, score, pick)
+                lo = budget
+            elif it == 0:
+                break  # the least lossy schedule that fits is already too inaccurate
+            else:
+                hi = budget
     if best is None and objective == "latency":
         # Every pruning option looked cheap on the fitting half, but together
         # they cost too much: the unpruned model still meets a loss budget of
@@ -600,7 +697,7 @@ def schedule(
         for i, name in enumerate(table.names)
     ]
     report = ScheduleReport(
-        method,
+        "greedy" if objective == "accuracy" else method,
         rows,
         len(blob),
         arena,
