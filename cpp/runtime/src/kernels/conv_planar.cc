@@ -24,8 +24,10 @@ namespace dtmm {
 #if DTMM_X86_SIMD
 namespace {
 
+using planar::align32;
 using planar::kBlock;
 using planar::kLanes;
+using planar::word;
 
 struct Geometry {
   const dtmm_conv_params* conv;
@@ -43,10 +45,6 @@ struct Plan {
   int64_t row;              // pairs * pair_stride
   size_t weights, taps, start, planes, tile, total;
 };
-
-size_t align32(size_t n) {
-  return (n + 31) / 32 * 32;
-}
 
 // A 1x1 convolution with stride 1 has no neighbourhood: the image is one
 // row of H * W pixels, so vectors run across image rows without waste.
@@ -136,10 +134,6 @@ bool conv_planar_fwcs(const OpContext&) {
 
 namespace {
 
-uint32_t word(int32_t lo, int32_t hi) {
-  return static_cast<uint16_t>(lo) | static_cast<uint32_t>(static_cast<uint16_t>(hi)) << 16;
-}
-
 // The workspace's arrays for one call.
 struct Work {
   int32_t* weights;  // [filterlet][pair] words
@@ -150,8 +144,7 @@ struct Work {
 };
 
 Work work_for(const OpContext& ctx, const Plan& l) {
-  uint8_t* ws = static_cast<uint8_t*>(ctx.model->workspace);
-  ws += (32 - reinterpret_cast<uintptr_t>(ws) % 32) % 32;
+  uint8_t* ws = planar::workspace_base(ctx.model->workspace);
   return Work{reinterpret_cast<int32_t*>(ws + l.weights), reinterpret_cast<int64_t*>(ws + l.taps),
               reinterpret_cast<int32_t*>(ws + l.start), reinterpret_cast<uint32_t*>(ws + l.planes),
               reinterpret_cast<int8_t*>(ws + l.tile)};

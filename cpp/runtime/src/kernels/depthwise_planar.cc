@@ -20,8 +20,10 @@ namespace dtmm {
 #if DTMM_X86_SIMD
 namespace {
 
+using planar::align32;
 using planar::kBlock;
 using planar::kLanes;
+using planar::word;
 
 struct Geometry {
   const dtmm_conv_params* conv;
@@ -39,10 +41,6 @@ struct Plan {
   int32_t row16;            // int16 columns of one widened input row
   size_t weights, planes, rows16, tile, total;
 };
-
-size_t align32(size_t n) {
-  return (n + 31) / 32 * 32;
-}
 
 Geometry geometry(const OpContext& ctx) {
   const auto& in = ctx.in(0);
@@ -118,10 +116,6 @@ struct Work {
   int16_t* rows16;   // [channel][row16]: one widened input row (stride 1)
   int8_t* tile;
 };
-
-uint32_t word(int32_t lo, int32_t hi) {
-  return static_cast<uint16_t>(lo) | static_cast<uint32_t>(static_cast<uint16_t>(hi)) << 16;
-}
 
 // Padded input row r of image b widened to int16, channel c's `cols` columns
 // at dst + c * channel_stride. Eight image columns and eight channels at a
@@ -225,8 +219,7 @@ bool depthwise_planar(const OpContext& ctx) {
   const Plan l = plan_for(g);
   if (!avx2::cpu_has_avx2() || !ctx.model->workspace || ctx.model->workspace_size < l.total + 32)
     return false;
-  uint8_t* ws = static_cast<uint8_t*>(ctx.model->workspace);
-  ws += (32 - reinterpret_cast<uintptr_t>(ws) % 32) % 32;
+  uint8_t* ws = planar::workspace_base(ctx.model->workspace);
   const Work w{reinterpret_cast<int32_t*>(ws + l.weights),
                reinterpret_cast<uint32_t*>(ws + l.planes),
                reinterpret_cast<int16_t*>(ws + l.rows16), reinterpret_cast<int8_t*>(ws + l.tile)};

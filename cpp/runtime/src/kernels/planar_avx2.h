@@ -1,8 +1,9 @@
 // What the x86-64 AVX2 planar kernels (conv_planar.cc, depthwise_planar.cc)
 // share. They compute one output channel over vectors of eight consecutive
 // output pixels at a time, kBlock vectors per block, into a tile of bytes
-// [channel][pixel]; the tile is then transposed into the NHWC output. Only
-// included by host builds (DTMM_X86_SIMD), after a run-time AVX2 check.
+// [channel][pixel]; the tile is then transposed into the NHWC output. Empty
+// unless DTMM_X86_SIMD; the SIMD helpers are reached only after a run-time
+// AVX2 check, the plain ones (sizes, layout) from anywhere.
 #ifndef DTMM_SRC_KERNELS_PLANAR_AVX2_H_
 #define DTMM_SRC_KERNELS_PLANAR_AVX2_H_
 
@@ -10,9 +11,6 @@
 
 #if DTMM_X86_SIMD
 #include "../fixedpoint.h"
-
-#pragma GCC push_options
-#pragma GCC target("avx2")
 
 namespace dtmm {
 namespace planar {
@@ -25,6 +23,36 @@ constexpr int32_t kTileRow = kBlock * kLanes;  // tile bytes per channel
 inline int32_t block_size(int64_t remaining) {
   return remaining >= kBlock ? kBlock : remaining >= 4 ? 4 : remaining >= 2 ? 2 : 1;
 }
+
+inline size_t align32(size_t n) {
+  return (n + 31) / 32 * 32;
+}
+
+// Bytes of a tile for `channels` channels.
+inline size_t tile_bytes(int32_t channels) {
+  return static_cast<size_t>(channels < 16 ? 16 : channels) * kTileRow;
+}
+
+// Two int16 values as one word, `lo` in the low half.
+inline uint32_t word(int32_t lo, int32_t hi) {
+  return static_cast<uint16_t>(lo) | static_cast<uint32_t>(static_cast<uint16_t>(hi)) << 16;
+}
+
+// The host workspace from its first 32-byte boundary (sizes include the 32
+// bytes this may skip).
+inline uint8_t* workspace_base(void* workspace) {
+  uint8_t* ws = static_cast<uint8_t*>(workspace);
+  return ws + (32 - reinterpret_cast<uintptr_t>(ws) % 32) % 32;
+}
+
+}  // namespace planar
+}  // namespace dtmm
+
+#pragma GCC push_options
+#pragma GCC target("avx2")
+
+namespace dtmm {
+namespace planar {
 
 struct Requant {
   const int32_t* folded_bias;
@@ -145,11 +173,6 @@ inline void store_tile(int32_t channels, const int8_t* tile, const BlockPixels& 
       }
     }
   }
-}
-
-// Bytes of a tile for `channels` channels.
-inline size_t tile_bytes(int32_t channels) {
-  return static_cast<size_t>(channels < 16 ? 16 : channels) * kTileRow;
 }
 
 }  // namespace planar
