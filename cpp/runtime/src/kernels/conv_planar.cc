@@ -282,30 +282,12 @@ void run(const OpContext& ctx, const Geometry& g, const Plan& l, const Work& w) 
   const planar::Requant q{
       ctx.blob_i32(c.folded_bias_offset), mult, mult + g.oc, c.output_offset, c.act_min, c.act_max};
   const int8_t* x = ctx.in_data<int8_t>(0);
-  const int64_t vectors = int64_t{g.oh} * l.vectors_per_row;
   for (int32_t b = 0; b < g.batches; ++b) {
     build_planes(g, l, x, b, w.planes);
-    int8_t* image_out = ctx.out_data<int8_t>() + int64_t{b} * g.oh * g.ow * g.oc;
-    for (int64_t v0 = 0; v0 < vectors;) {
-      const int32_t n = planar::block_size(vectors - v0);
-      int64_t base[kBlock];
-      for (int32_t i = 0; i < n; ++i) {
-        const int64_t v = v0 + i;
-        base[i] = v / l.vectors_per_row * c.stride_h * l.row + v % l.vectors_per_row * kLanes;
-      }
-      if (n == kBlock) {
-        block<kBlock>(g, l, w, q, base);
-      } else if (n == 4) {
-        block<4>(g, l, w, q, base);
-      } else if (n == 2) {
-        block<2>(g, l, w, q, base);
-      } else {
-        block<1>(g, l, w, q, base);
-      }
-      planar::store_tile(g.oc, w.tile,
-                         planar::block_pixels(image_out, g.ow, g.oc, l.vectors_per_row, v0, n));
-      v0 += n;
-    }
+    planar::for_each_block(
+        ctx.out_data<int8_t>() + int64_t{b} * g.oh * g.ow * g.oc, g.oh, g.ow, g.oc,
+        l.vectors_per_row, c.stride_h * l.row, w.tile,
+        [&](auto size, const int64_t* base) { block<decltype(size)::value>(g, l, w, q, base); });
   }
 }
 

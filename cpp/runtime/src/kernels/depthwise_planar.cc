@@ -244,31 +244,12 @@ bool depthwise_planar(const OpContext& ctx) {
                           c.act_min,
                           c.act_max};
   const int8_t* x = ctx.in_data<int8_t>(0);
-  const int64_t vectors = int64_t{g.oh} * l.vectors_per_row;
   for (int32_t b = 0; b < g.batches; ++b) {
     build_planes(g, l, w, x, b);
-    int8_t* image_out = ctx.out_data<int8_t>() + int64_t{b} * g.oh * g.ow * g.channels;
-    for (int64_t v0 = 0; v0 < vectors;) {
-      const int32_t n = planar::block_size(vectors - v0);
-      int64_t base[kBlock];
-      for (int32_t i = 0; i < n; ++i) {
-        const int64_t v = v0 + i;
-        base[i] = v / l.vectors_per_row * c.stride_h * l.wq + v % l.vectors_per_row * kLanes;
-      }
-      if (n == kBlock) {
-        block<kBlock>(g, l, w, q, base);
-      } else if (n == 4) {
-        block<4>(g, l, w, q, base);
-      } else if (n == 2) {
-        block<2>(g, l, w, q, base);
-      } else {
-        block<1>(g, l, w, q, base);
-      }
-      planar::store_tile(
-          g.channels, w.tile,
-          planar::block_pixels(image_out, g.ow, g.channels, l.vectors_per_row, v0, n));
-      v0 += n;
-    }
+    planar::for_each_block(
+        ctx.out_data<int8_t>() + int64_t{b} * g.oh * g.ow * g.channels, g.oh, g.ow, g.channels,
+        l.vectors_per_row, int64_t{c.stride_h} * l.wq, w.tile,
+        [&](auto size, const int64_t* base) { block<decltype(size)::value>(g, l, w, q, base); });
   }
   return true;
 }

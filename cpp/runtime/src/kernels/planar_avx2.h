@@ -10,6 +10,8 @@
 #include "avx2.h"  // DTMM_X86_SIMD
 
 #if DTMM_X86_SIMD
+#include <type_traits>
+
 #include "../fixedpoint.h"
 
 namespace dtmm {
@@ -172,6 +174,38 @@ inline void store_tile(int32_t channels, const int8_t* tile, const BlockPixels& 
         }
       }
     }
+  }
+}
+
+// Every output vector of one image, at most kBlock at a time: each block of
+// n vectors is computed by `block(size, base)`, where `size` is a
+// std::integral_constant holding n (8, 4, 2 or 1, so the block's loops can be
+// unrolled) and base[i] the plane offset of vector i's first word (output row
+// r starts r * row_words words in), into `tile`, which then goes to the NHWC
+// output `image_out`.
+template <typename Block>
+inline void for_each_block(int8_t* image_out, int32_t oh, int32_t ow, int32_t channels,
+                           int32_t vectors_per_row, int64_t row_words, const int8_t* tile,
+                           Block&& block) {
+  const int64_t vectors = int64_t{oh} * vectors_per_row;
+  for (int64_t v0 = 0; v0 < vectors;) {
+    const int32_t n = block_size(vectors - v0);
+    int64_t base[kBlock];
+    for (int32_t i = 0; i < n; ++i) {
+      const int64_t v = v0 + i;
+      base[i] = v / vectors_per_row * row_words + v % vectors_per_row * kLanes;
+    }
+    if (n == kBlock) {
+      block(std::integral_constant<int32_t, kBlock>{}, base);
+    } else if (n == 4) {
+      block(std::integral_constant<int32_t, 4>{}, base);
+    } else if (n == 2) {
+      block(std::integral_constant<int32_t, 2>{}, base);
+    } else {
+      block(std::integral_constant<int32_t, 1>{}, base);
+    }
+    store_tile(channels, tile, block_pixels(image_out, ow, channels, vectors_per_row, v0, n));
+    v0 += n;
   }
 }
 
