@@ -262,6 +262,15 @@ def fashion(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------- ResNet-8
 
 
+def augmented(x: np.ndarray) -> np.ndarray:
+    """NHWC images with their mirror images, each also shifted by 2 pixels in
+    four directions: ten times the calibration samples for the refit."""
+    out = [x, x[:, :, ::-1]]
+    for dy, dx in ((2, 0), (-2, 0), (0, 2), (0, -2)):
+        out += [np.roll(v, (dy, dx), axis=(1, 2)) for v in (x, x[:, :, ::-1])]
+    return np.ascontiguousarray(np.concatenate(out))
+
+
 def resnet8(args: argparse.Namespace) -> None:
     model = dtmm.load(SHARED / "models" / "resnet8" / "resnet8_int8.tflite")
     data = np.load(SHARED / "eval" / "ic01_cifar10_test200.npz")
@@ -286,6 +295,12 @@ def resnet8(args: argparse.Namespace) -> None:
         variants = {
             "dtmm (activation-aware filterlets)": (
                 dtmm.prune.filterlets(model, s, criterion="activation", calibration=x[cal]),
+                "auto",
+            ),
+            "dtmm (activation-aware, augmented calibration)": (
+                dtmm.prune.filterlets(
+                    model, s, criterion="activation", calibration=augmented(x[cal])
+                ),
                 "auto",
             ),
             "dtmm (l2 filterlets)": (dtmm.prune.filterlets(model, s), "auto"),
