@@ -113,7 +113,7 @@ size_t conv_planar_workspace(const OpContext& ctx) {
   } else {
     return 0;
   }
-  return applies(g) ? plan_for(g).total + 32 : 0;  // + 32: room to align the base
+  return applies(g) ? planar::workspace_bytes(plan_for(g).total) : 0;
 #else
   (void)ctx;
   return 0;
@@ -143,15 +143,10 @@ struct Work {
   int8_t* tile;      // planar::store_tile's tile for one block of vectors
 };
 
-Work work_for(const OpContext& ctx, const Plan& l) {
-  uint8_t* ws = planar::workspace_base(ctx.model->workspace);
+Work work_for(uint8_t* ws, const Plan& l) {
   return Work{reinterpret_cast<int32_t*>(ws + l.weights), reinterpret_cast<int64_t*>(ws + l.taps),
               reinterpret_cast<int32_t*>(ws + l.start), reinterpret_cast<uint32_t*>(ws + l.planes),
               reinterpret_cast<int8_t*>(ws + l.tile)};
-}
-
-bool has_workspace(const OpContext& ctx, const Plan& l) {
-  return avx2::cpu_has_avx2() && ctx.model->workspace && ctx.model->workspace_size >= l.total + 32;
 }
 
 // Word offset, in the planes, of each tap (row-major over the kernel) from
@@ -278,9 +273,7 @@ void block(const Geometry& g, const Plan& l, const Work& w, const planar::Requan
 // The whole op, once the filterlet tables are in the workspace.
 void run(const OpContext& ctx, const Geometry& g, const Plan& l, const Work& w) {
   const auto& c = *g.conv;
-  const int32_t* mult = ctx.blob_i32(c.quant_offset);
-  const planar::Requant q{
-      ctx.blob_i32(c.folded_bias_offset), mult, mult + g.oc, c.output_offset, c.act_min, c.act_max};
+  const planar::Requant q = planar::requant_for(ctx, c, g.oc);
   const int8_t* x = ctx.in_data<int8_t>(0);
   for (int32_t b = 0; b < g.batches; ++b) {
     build_planes(g, l, x, b, w.planes);
@@ -298,8 +291,9 @@ bool conv_planar_dense(const OpContext& ctx) {
   const Geometry g = dense_geometry(ctx);
   if (!applies(g)) return false;
   const Plan l = plan_for(g);
-  if (!has_workspace(ctx, l)) return false;
-  const Work w = work_for(ctx, l);
+  uint8_t* ws = planar::workspace(ctx, l.total);
+  if (!ws) return false;
+  const Work w = work_for(ws, l);
   const int8_t* filter = ctx.in_data<int8_t>(1);
   const int32_t taps = g.kh * g.kw;
   for (int32_t oc = 0; oc <= g.oc; ++oc) w.start[oc] = oc * taps;
@@ -314,8 +308,9 @@ bool conv_planar_fwcs(const OpContext& ctx) {
   const Geometry g = fwcs_geometry(ctx);
   if (!applies(g)) return false;
   const Plan l = plan_for(g);
-  if (!has_workspace(ctx, l)) return false;
-  const Work w = work_for(ctx, l);
+  uint8_t* ws = planar::workspace(ctx, l.total);
+  if (!ws) return false;
+  const Work w = work_for(ws, l);
   const int8_t* values = ctx.in_data<int8_t>(1);
   const uint8_t* mask = ctx.in_data<uint8_t>(2);
   const int32_t taps = g.kh * g.kw;

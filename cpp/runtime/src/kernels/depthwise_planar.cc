@@ -92,7 +92,7 @@ Plan plan_for(const Geometry& g) {
 size_t depthwise_planar_workspace(const OpContext& ctx) {
 #if DTMM_X86_SIMD
   const Geometry g = geometry(ctx);
-  return applies(g) ? plan_for(g).total + 32 : 0;  // + 32: room to align the base
+  return applies(g) ? planar::workspace_bytes(plan_for(g).total) : 0;
 #else
   (void)ctx;
   return 0;
@@ -217,9 +217,8 @@ bool depthwise_planar(const OpContext& ctx) {
   const Geometry g = geometry(ctx);
   if (!applies(g)) return false;
   const Plan l = plan_for(g);
-  if (!avx2::cpu_has_avx2() || !ctx.model->workspace || ctx.model->workspace_size < l.total + 32)
-    return false;
-  uint8_t* ws = planar::workspace_base(ctx.model->workspace);
+  uint8_t* ws = planar::workspace(ctx, l.total);
+  if (!ws) return false;
   const Work w{reinterpret_cast<int32_t*>(ws + l.weights),
                reinterpret_cast<uint32_t*>(ws + l.planes),
                reinterpret_cast<int16_t*>(ws + l.rows16), reinterpret_cast<int8_t*>(ws + l.tile)};
@@ -236,13 +235,7 @@ bool depthwise_planar(const OpContext& ctx) {
       }
 
   const auto& c = *g.conv;
-  const int32_t* mult = ctx.blob_i32(c.quant_offset);
-  const planar::Requant q{ctx.blob_i32(c.folded_bias_offset),
-                          mult,
-                          mult + g.channels,
-                          c.output_offset,
-                          c.act_min,
-                          c.act_max};
+  const planar::Requant q = planar::requant_for(ctx, c, g.channels);
   const int8_t* x = ctx.in_data<int8_t>(0);
   for (int32_t b = 0; b < g.batches; ++b) {
     build_planes(g, l, w, x, b);

@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "../fixedpoint.h"
+#include "../op_context.h"
 
 namespace dtmm {
 namespace planar {
@@ -40,10 +41,19 @@ inline uint32_t word(int32_t lo, int32_t hi) {
   return static_cast<uint16_t>(lo) | static_cast<uint32_t>(static_cast<uint16_t>(hi)) << 16;
 }
 
-// The host workspace from its first 32-byte boundary (sizes include the 32
-// bytes this may skip).
-inline uint8_t* workspace_base(void* workspace) {
-  uint8_t* ws = static_cast<uint8_t*>(workspace);
+// Host workspace bytes for a layout of `total` bytes: 32 more, for aligning
+// its base.
+inline size_t workspace_bytes(size_t total) {
+  return total + 32;
+}
+
+// The host workspace from its first 32-byte boundary, or nullptr when the
+// CPU lacks AVX2 or the workspace is missing or under workspace_bytes(total).
+inline uint8_t* workspace(const OpContext& ctx, size_t total) {
+  if (!avx2::cpu_has_avx2() || !ctx.model->workspace ||
+      ctx.model->workspace_size < workspace_bytes(total))
+    return nullptr;
+  uint8_t* ws = static_cast<uint8_t*>(ctx.model->workspace);
   return ws + (32 - reinterpret_cast<uintptr_t>(ws) % 32) % 32;
 }
 
@@ -62,6 +72,16 @@ struct Requant {
   const int32_t* shift;
   int32_t output_offset, act_min, act_max;
 };
+
+inline Requant requant_for(const OpContext& ctx, const dtmm_conv_params& c, int32_t channels) {
+  const int32_t* mult = ctx.blob_i32(c.quant_offset);
+  return Requant{ctx.blob_i32(c.folded_bias_offset),
+                 mult,
+                 mult + channels,
+                 c.output_offset,
+                 c.act_min,
+                 c.act_max};
+}
 
 // multiply_by_quantized_multiplier on 8 lanes sharing one multiplier and
 // shift (one channel at eight pixels): the same integers as the per-lane
