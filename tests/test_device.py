@@ -176,6 +176,33 @@ def test_device_convolution_edge_cases(case):
                 )
 
 
+def test_device_convolution_left_shifts():
+    """Channels whose requantization scale is at least 0.5 shift left before
+    the multiply. The Helium filter loop in assembly takes right shifts only
+    and leaves such layers to its C++ loop, which must match the host too.
+    Small weights and inputs near the zero point keep the outputs in range
+    (saturated outputs would hide a wrong shift)."""
+    from dtmm import latency
+
+    rng = np.random.default_rng(7)
+    shape = latency.LayerShape("CONV_2D", 4 * 9 * 32, 4, 9, 32, 12, 3, 3)
+    for density in (1.0, 0.4):
+        model = latency.random_layer("CONV_2D", shape, density, rng)
+        t = model.tensors
+        t["w"].data = (np.sign(t["w"].data) * rng.integers(1, 3, t["w"].data.shape)).astype(np.int8)
+        t["b"].data = rng.integers(-20, 21, t["b"].data.shape).astype(np.int32)
+        # Effective scales from below 0.5 to above 1: right and left shifts mixed.
+        t["y"].scale = np.array([float(t["x"].scale[0]) * float(np.median(t["w"].scale))], np.float32)
+        zero_point = int(t["x"].zero_point[0])
+        x = (zero_point + rng.integers(-2, 3, (1, 4, 9, 32))).astype(np.int8)
+        for sparse in ("never", "always"):
+            blob = dtmm.compile(model, sparse=sparse)
+            host = dtmm.Runtime(blob).run(x)
+            assert np.ptp(host) > 20 and (np.abs(host.astype(int)) < 127).mean() > 0.9
+            got = device.run(blob, x, "qemu-m55").outputs[0]
+            np.testing.assert_array_equal(got, host, err_msg=f"density={density} sparse={sparse}")
+
+
 # Depthwise on the M55: depth below 4, a multiple of 4, of 16, stride 2,
 # borders on every side.
 DEPTHWISE_CASES = [(5, 7, 3, 3, 1), (4, 6, 8, 3, 2), (6, 5, 16, 3, 1), (3, 4, 48, 5, 2)]

@@ -145,45 +145,6 @@ inline void interleave_inner_row(const RunConv& c, const int8_t* origin, ptrdiff
   "   vmladava.s8 %[a0], q1, q0\n" \
   "   le      lr, 1b\n"
 
-// Interleaved windows: x advances 64 bytes per block (four 16-byte slices).
-__attribute__((always_inline)) inline void mac_interleaved(const int8_t*& w, const int8_t*& x,
-                                                           int32_t blocks, int32_t& a0, int32_t& a1,
-                                                           int32_t& a2, int32_t& a3) {
-  __asm__ volatile(
-      "   wls     lr, %[n], 2f\n" DTMM_MAC4_INTERLEAVED_LOOP "2:\n"
-      : [w] "+r"(w), [x] "+r"(x), [a0] "+Te"(a0), [a1] "+Te"(a1), [a2] "+Te"(a2), [a3] "+Te"(a3)
-      : [n] "r"(blocks)
-      : "q0", "q1", "q2", "q3", "lr", "memory");
-}
-
-// Interleaved windows, one filter's `runs` runs (FWCS): each run's offset
-// and length, read as one word, become the window address and the block
-// count; the weights follow one another.
-__attribute__((always_inline)) inline void mac_runs_interleaved(const int8_t*& w,
-                                                                const int8_t* patch,
-                                                                const ConvRun*& run, int32_t runs,
-                                                                int32_t& a0, int32_t& a1,
-                                                                int32_t& a2, int32_t& a3) {
-  static_assert(sizeof(ConvRun) == 4 && offsetof(ConvRun, length) == 2,
-                "run = offset | length << 16");
-  const int8_t* x;
-  int32_t t;
-  __asm__ volatile(
-      "   cbz     %[k], 3f\n"
-      "4: ldr     %[t], [%[r]], #4\n"
-      "   uxth    %[x], %[t]\n"
-      "   add     %[x], %[p], %[x], lsl #2\n"
-      "   lsrs    %[t], %[t], #20\n"
-      "   wls     lr, %[t], 2f\n" DTMM_MAC4_INTERLEAVED_LOOP
-      "2: subs    %[k], %[k], #1\n"
-      "   bne     4b\n"
-      "3:\n"
-      : [w] "+r"(w), [r] "+r"(run), [k] "+l"(runs), [x] "=&r"(x), [t] "=&r"(t), [a0] "+Te"(a0),
-        [a1] "+Te"(a1), [a2] "+Te"(a2), [a3] "+Te"(a3)
-      : [p] "r"(patch)
-      : "q0", "q1", "q2", "q3", "lr", "memory", "cc");
-}
-
 // Side-by-side windows `stride` bytes apart; `len` bytes, the last partial
 // vector with a predicated weight load (its window bytes are in the patch).
 __attribute__((always_inline)) inline void mac_side_by_side(const int8_t*& w, const int8_t* x,
@@ -229,10 +190,103 @@ __attribute__((always_inline)) inline void mac_side_by_side(const int8_t*& w, co
       : "q0", "q1", "q2", "q3", "lr", "p0", "memory", "cc");
 }
 
-// Every filter of c against the four windows in `patch`; lanes (1..4) of
-// them are real pixels, whose outputs start `out_step` bytes apart at `out`.
-// kTail: side-by-side layout with partial vectors; kDense: each filter is
-// one run over its whole window (no run table).
+// The whole filter loop over interleaved windows in assembly. Per filter and
+// pixel group, the bookkeeping is what a sparse filter cannot shed, so it is
+// kept to about 20 instructions: GCC 12 spills the loop's pointers around
+// the MAC loops and takes twice that. A head is read with two LDRDs (bias
+// and runs, then multiplier and shift); the four sums enter one vector with
+// four VMOVs. Every shift must be a right shift (c.right_shifts).
+
+// Sums of a filter to bytes (the requantization of requantize_lanes with a
+// negative shift), then the store and the filter loop's end.
+#define DTMM_REQUANTIZE_STORE_NEXT      \
+  "   vdup.32 q0, %[a0]\n"              \
+  "   vmov.32 q0[1], %[a1]\n"           \
+  "   vmov.32 q0[2], %[a2]\n"           \
+  "   vmov.32 q0[3], %[a3]\n"           \
+  "   ldrd    %[t], %[x], [%[h]], #8\n" \
+  "   vqrdmulh.s32 q0, q0, %[t]\n"      \
+  "   vshr.s32 q1, q0, #31\n"           \
+  "   vadd.i32 q0, q0, q1\n"            \
+  "   vrshl.s32 q0, %[x]\n"             \
+  "   vadd.i32 q0, q0, %q[off]\n"       \
+  "   vmax.s32 q0, q0, %q[lo]\n"        \
+  "   vmin.s32 q0, q0, %q[hi]\n"        \
+  "3: vpst\n"                           \
+  "   vstrbt.32 q0, [%[o], %q[offs]]\n" \
+  "   adds    %[o], %[o], #1\n"         \
+  "   ldr     %[t], %[end]\n"           \
+  "   cmp     %[h], %[t]\n"             \
+  "   bne     0b\n"
+
+// Lanes (1..4) of the group are real pixels; their outputs start
+// `out_channels` bytes apart at `out`.
+template <bool kDense>
+void filters_interleaved(const RunConv& c, const int8_t* patch, int32_t lanes, int8_t* out) {
+  static_assert(sizeof(ConvRun) == 4 && offsetof(ConvRun, length) == 2,
+                "run = offset | length << 16");
+  static_assert(sizeof(FilterHead) == 16 && offsetof(FilterHead, runs) == 4,
+                "head = (bias, runs), (multiplier, shift)");
+  const int8_t* w = c.values;
+  const FilterHead* head = c.heads;
+  const FilterHead* const end = head + (c.oc_end - c.oc_begin);
+  const uint32x4_t offs = vmulq_n_u32(vidupq_n_u32(0, 1), static_cast<uint32_t>(c.out_channels));
+  const int32x4_t lo = vdupq_n_s32(c.act_min), hi = vdupq_n_s32(c.act_max);
+  const int32x4_t off = vdupq_n_s32(c.output_offset);
+  const uint32_t real = vctp32q(static_cast<uint32_t>(lanes));
+  int32_t a0, a1, a2, a3, t;
+  const int8_t* x;
+  out += c.oc_begin;
+  if (kDense) {
+    // Every filter is one run of `blocks` blocks over the whole window.
+    const int32_t blocks = (c.kh * c.kw * c.ic) >> 4;
+    __asm__ volatile(
+        "   vmsr    p0, %[real]\n"
+        "0: ldrd    %[a0], %[t], [%[h]], #8\n"
+        "   mov     %[a1], %[a0]\n"
+        "   mov     %[a2], %[a0]\n"
+        "   mov     %[a3], %[a0]\n"
+        "   mov     %[x], %[p]\n"
+        "   wls     lr, %[n], 2f\n" DTMM_MAC4_INTERLEAVED_LOOP "2:\n" DTMM_REQUANTIZE_STORE_NEXT
+        : [w] "+r"(w), [h] "+r"(head), [o] "+r"(out), [t] "=&r"(t), [x] "=&r"(x), [a0] "=&Te"(a0),
+          [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
+        : [p] "r"(patch), [n] "r"(blocks), [end] "m"(end), [real] "r"(real), [offs] "w"(offs),
+          [lo] "w"(lo), [hi] "w"(hi), [off] "w"(off)
+        : "q0", "q1", "q2", "q3", "lr", "p0", "memory", "cc");
+    return;
+  }
+  // A head without runs holds its filter's constant output (set_runs):
+  // stored as it is, out of the main path.
+  const ConvRun* run = c.runs;
+  int32_t k;
+  __asm__ volatile(
+      "   vmsr    p0, %[real]\n"
+      "   b       0f\n"
+      "5: vdup.32 q0, %[a0]\n"
+      "   adds    %[h], %[h], #8\n"
+      "   b       3f\n"
+      "0: ldrd    %[a0], %[k], [%[h]], #8\n"
+      "   cmp     %[k], #0\n"
+      "   beq     5b\n"
+      "   mov     %[a1], %[a0]\n"
+      "   mov     %[a2], %[a0]\n"
+      "   mov     %[a3], %[a0]\n"
+      "4: ldr     %[t], [%[r]], #4\n"
+      "   uxth    %[x], %[t]\n"
+      "   add     %[x], %[p], %[x], lsl #2\n"
+      "   lsrs    %[t], %[t], #20\n"
+      "   wls     lr, %[t], 2f\n" DTMM_MAC4_INTERLEAVED_LOOP
+      "2: subs    %[k], %[k], #1\n"
+      "   bne     4b\n" DTMM_REQUANTIZE_STORE_NEXT
+      : [w] "+r"(w), [r] "+r"(run), [h] "+r"(head), [o] "+r"(out), [k] "=&r"(k), [t] "=&r"(t),
+        [x] "=&r"(x), [a0] "=&Te"(a0), [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
+      : [p] "r"(patch), [end] "m"(end), [real] "r"(real), [offs] "w"(offs), [lo] "w"(lo),
+        [hi] "w"(hi), [off] "w"(off)
+      : "q0", "q1", "q2", "q3", "lr", "p0", "memory", "cc");
+}
+
+#undef DTMM_REQUANTIZE_STORE_NEXT
+
 __attribute__((always_inline)) inline int32x4_t lanes_of(int32_t a0, int32_t a1, int32_t a2,
                                                          int32_t a3) {
   int32x4_t v = vdupq_n_s32(a0);
@@ -241,41 +295,37 @@ __attribute__((always_inline)) inline int32x4_t lanes_of(int32_t a0, int32_t a1,
   return vsetq_lane_s32(a3, v, 3);
 }
 
-template <bool kTail, bool kDense>
-void run_filters(const RunConv& c, const int8_t* patch, int32_t stride, int32_t lanes,
-                 int8_t* out) {
+// Every filter of c against the four side-by-side windows in `patch`
+// (`stride` bytes apart), in C++: the path for C_in that is not a multiple
+// of 16, and for layers with a left shift. kDense: each filter is the one
+// run runs[0].
+template <bool kDense>
+void filters_side_by_side(const RunConv& c, const int8_t* patch, int32_t stride, int32_t lanes,
+                          int8_t* out) {
   const int8_t* w = c.values;
   const ConvRun* run = c.runs;
-  const uint16_t* count = c.run_count;
-  const int32_t window = c.kh * c.kw * c.ic;
-  const int32_t* bias = c.folded_bias + c.oc_begin;
-  const int32_t* mult = c.multiplier + c.oc_begin;
-  const int32_t* shift = c.shift + c.oc_begin;
-  const int32_t out_offset = c.output_offset;
   const uint32x4_t out_offsets =
       vmulq_n_u32(vidupq_n_u32(0, 1), static_cast<uint32_t>(c.out_channels));
   const int32x4_t lo = vdupq_n_s32(c.act_min), hi = vdupq_n_s32(c.act_max);
   const mve_pred16_t real = vctp32q(static_cast<uint32_t>(lanes));
+  const FilterHead* h = c.heads;
   int8_t* const end = out + c.oc_end;
-  for (out += c.oc_begin; out < end; ++out) {
+  for (out += c.oc_begin; out < end; ++out, ++h) {
+    if (h->runs == 0) {
+      vstrbq_scatter_offset_p_s32(out, out_offsets, vdupq_n_s32(h->bias), real);
+      continue;
+    }
     // The sums start at the folded bias: the int32 adds wrap, as the
     // reference's bias add does.
-    int32_t a0 = *bias++, a1 = a0, a2 = a0, a3 = a0;
+    int32_t a0 = h->bias, a1 = a0, a2 = a0, a3 = a0;
     if (kDense) {
-      if (kTail) {
-        mac_side_by_side(w, patch, stride, window, a0, a1, a2, a3);
-      } else {
-        const int8_t* x = patch;
-        mac_interleaved(w, x, window >> 4, a0, a1, a2, a3);
-      }
-    } else if (kTail) {
-      for (int32_t r = *count++; r > 0; --r, ++run)
-        mac_side_by_side(w, patch + run->offset, stride, run->length, a0, a1, a2, a3);
+      mac_side_by_side(w, patch, stride, run->length, a0, a1, a2, a3);
     } else {
-      mac_runs_interleaved(w, patch, run, *count++, a0, a1, a2, a3);
+      for (int32_t r = h->runs; r > 0; --r, ++run)
+        mac_side_by_side(w, patch + run->offset, stride, run->length, a0, a1, a2, a3);
     }
-    int32x4_t v = requantize_lanes(lanes_of(a0, a1, a2, a3), *mult++, *shift++);
-    v = vminq_s32(vmaxq_s32(vaddq_n_s32(v, out_offset), lo), hi);
+    int32x4_t v = requantize_lanes(lanes_of(a0, a1, a2, a3), h->multiplier, h->shift);
+    v = vminq_s32(vmaxq_s32(vaddq_n_s32(v, c.output_offset), lo), hi);
     vstrbq_scatter_offset_p_s32(out, out_offsets, v, real);
   }
 }

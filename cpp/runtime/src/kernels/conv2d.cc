@@ -239,9 +239,14 @@ void eval_conv2d(const OpContext& ctx) {
     // Each filter is one run over its whole window.
     RunConv c = run_conv_for(ctx, p, kh, kw, oc_count);
     const ConvRun whole{0, static_cast<uint16_t>(kh * kw * ic)};
-    c.values = ctx.in_data<int8_t>(1);
     c.runs = &whole;
-    conv_runs(c);
+    c.dense = true;
+    FilterHead heads[kRunConvChunk];
+    for (int32_t oc = 0; oc < oc_count; oc += kRunConvChunk) {
+      set_heads(c, oc, oc + kRunConvChunk < oc_count ? oc + kRunConvChunk : oc_count, heads);
+      c.values = ctx.in_data<int8_t>(1) + int64_t{oc} * whole.length;
+      conv_runs(c);
+    }
     return;
   }
 #if defined(__ARM_FEATURE_MVE)

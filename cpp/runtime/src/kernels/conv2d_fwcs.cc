@@ -73,9 +73,10 @@ static void fwcs_reference(const OpContext& ctx) {
 }
 
 // Device path (dilation 1): the mask decoded into runs of consecutive kept
-// taps (conv_runs.h), for as many filters at a time as the run table holds.
+// taps (conv_runs.h), for as many filters at a time as the run table holds
+// (all of a chunk's 3x3 filters, however their taps alternate).
 namespace {
-constexpr int32_t kMaxRuns = 256;
+constexpr int32_t kMaxRuns = 5 * kRunConvChunk;
 }  // namespace
 
 static bool fwcs_runs(const OpContext& ctx) {
@@ -84,17 +85,19 @@ static bool fwcs_runs(const OpContext& ctx) {
   const int32_t oc_count = p.out_channels;
   const int32_t most_runs = (taps + 1) / 2;  // of one filter: kept and pruned taps alternate
   if (!conv_runs_fits(kh, kw, ic, p.conv.pad_h, p.conv.pad_w) || most_runs > kMaxRuns) return false;
+  const int32_t chunk = kMaxRuns / most_runs < kRunConvChunk ? kMaxRuns / most_runs : kRunConvChunk;
   RunConv c = run_conv_for(ctx, p.conv, kh, kw, oc_count);
   const int8_t* values = ctx.in_data<int8_t>(1);
   const uint8_t* mask = ctx.in_data<uint8_t>(2);
   ConvRun runs[kMaxRuns];
-  uint16_t count[kMaxRuns];
+  FilterHead heads[kRunConvChunk];
+  c.runs = runs;
   uint32_t bit = 0;
-  for (int32_t oc = 0; oc < oc_count;) {
-    c.oc_begin = oc;
+  for (int32_t begin = 0; begin < oc_count; begin += chunk) {
+    set_heads(c, begin, oc_count - begin < chunk ? oc_count : begin + chunk, heads);
     c.values = values;
     int32_t n = 0;
-    for (; oc < oc_count && n + most_runs <= kMaxRuns && oc - c.oc_begin < kMaxRuns; ++oc) {
+    for (int32_t oc = begin; oc < c.oc_end; ++oc) {
       const int32_t first = n;
       bool extend = false;
       for (int32_t t = 0; t < taps; ++t, ++bit) {
@@ -107,11 +110,8 @@ static bool fwcs_runs(const OpContext& ctx) {
         if (kept) values += ic;
         extend = kept;
       }
-      count[oc - c.oc_begin] = static_cast<uint16_t>(n - first);
+      set_runs(c, oc, heads[oc - begin], n - first);
     }
-    c.oc_end = oc;
-    c.runs = runs;
-    c.run_count = count;
     conv_runs(c);
   }
   return true;

@@ -55,6 +55,24 @@ RunConv run_conv_for(const OpContext& ctx, const dtmm_conv_params& p, int32_t kh
   return c;
 }
 
+void set_heads(RunConv& c, int32_t oc_begin, int32_t oc_end, FilterHead* heads) {
+  c.oc_begin = oc_begin;
+  c.oc_end = oc_end;
+  c.heads = heads;
+  c.right_shifts = true;
+  for (int32_t oc = oc_begin; oc < oc_end; ++oc) {
+    heads[oc - oc_begin] = FilterHead{c.folded_bias[oc], 1, c.multiplier[oc], c.shift[oc]};
+    c.right_shifts = c.right_shifts && c.shift[oc] < 0;
+  }
+}
+
+void set_runs(const RunConv& c, int32_t oc, FilterHead& h, int32_t runs) {
+  h.runs = runs;
+  if (runs > 0) return;
+  const int32_t v = multiply_by_quantized_multiplier(c.folded_bias[oc], h.multiplier, h.shift);
+  h.bias = clamp_i32(v + c.output_offset, c.act_min, c.act_max);
+}
+
 namespace {
 
 // An output pixel: its image and the top-left corner of its window there
@@ -98,31 +116,36 @@ class PixelCursor {
 };
 
 #if !defined(__ARM_FEATURE_MVE)
-int8_t requantize(const RunConv& c, int32_t sum, int32_t oc) {
-  const int32_t v = multiply_by_quantized_multiplier(fx::add(sum, c.folded_bias[oc]),
-                                                     c.multiplier[oc], c.shift[oc]);
-  return static_cast<int8_t>(clamp_i32(v + c.output_offset, c.act_min, c.act_max));
-}
-
 // Every filter against the four windows, with the portable dot products.
 void run_filters(const RunConv& c, const int8_t* const win[4], int32_t lanes, int8_t* out) {
   const int8_t* values = c.values;
   const ConvRun* run = c.runs;
-  for (int32_t oc = c.oc_begin; oc < c.oc_end; ++oc) {
-    const int32_t runs = c.run_count ? c.run_count[oc - c.oc_begin] : 1;
+  const FilterHead* h = c.heads;
+  for (int32_t oc = c.oc_begin; oc < c.oc_end; ++oc, ++h) {
+    if (h->runs == 0) {
+      for (int32_t q = 0; q < lanes; ++q)
+        out[q * c.out_channels + oc] = static_cast<int8_t>(h->bias);
+      continue;
+    }
     int32_t acc[4] = {0, 0, 0, 0};
-    for (int32_t r = 0; r < runs; ++r) {
+    for (int32_t r = 0; r < h->runs; ++r) {
       const int32_t off = run[r].offset, len = run[r].length;
       dot4x_i8(win[0] + off, win[1] + off, win[2] + off, win[3] + off, values, len, acc);
       values += len;
     }
-    if (c.run_count) run += runs;
-    for (int32_t q = 0; q < lanes; ++q) out[q * c.out_channels + oc] = requantize(c, acc[q], oc);
+    if (!c.dense) run += h->runs;
+    for (int32_t q = 0; q < lanes; ++q) {
+      const int32_t v =
+          multiply_by_quantized_multiplier(fx::add(acc[q], h->bias), h->multiplier, h->shift);
+      out[q * c.out_channels + oc] =
+          static_cast<int8_t>(clamp_i32(v + c.output_offset, c.act_min, c.act_max));
+    }
   }
 }
 #endif
 
-// kTail (Helium only): C_in is not a multiple of 16.
+// kTail (Helium only): windows side by side, for C_in that is not a multiple
+// of 16 or a layer with a left shift.
 template <bool kTail>
 void run_groups(const RunConv& c) {
   const int32_t window = c.kh * c.kw * c.ic;
@@ -159,10 +182,14 @@ void run_groups(const RunConv& c) {
         }
       }
     }
-    if (c.run_count) {
-      helium::run_filters<kTail, false>(c, patch, stride, lanes, out);
+    if (kTail && c.dense) {
+      helium::filters_side_by_side<true>(c, patch, stride, lanes, out);
+    } else if (kTail) {
+      helium::filters_side_by_side<false>(c, patch, stride, lanes, out);
+    } else if (c.dense) {
+      helium::filters_interleaved<true>(c, patch, lanes, out);
     } else {
-      helium::run_filters<kTail, true>(c, patch, stride, lanes, out);
+      helium::filters_interleaved<false>(c, patch, lanes, out);
     }
 #else
     const int8_t* win[4];
@@ -186,7 +213,8 @@ void run_groups(const RunConv& c) {
 
 void conv_runs(const RunConv& c) {
 #if defined(__ARM_FEATURE_MVE)
-  if (c.ic % 16 != 0) {
+  // The interleaved loop is in assembly for whole blocks and right shifts.
+  if (c.ic % 16 != 0 || !c.right_shifts) {
     run_groups<true>(c);
     return;
   }

@@ -26,6 +26,18 @@ struct ConvRun {
   uint16_t length;  // bytes
 };
 
+// What the inner loop needs of one filter, read with two LDRDs.
+struct FilterHead {
+  int32_t bias;  // folded bias (bias + input_offset * weight sum), or with
+                 // runs == 0 the filter's output value at every pixel
+  int32_t runs;  // runs of this filter (1 for a dense filter)
+  int32_t multiplier;
+  int32_t shift;
+};
+
+// Filters per conv_runs call: the callers keep this many heads on the stack.
+constexpr int32_t kRunConvChunk = 64;
+
 struct RunConv {
   const int8_t* input;  // NHWC
   int32_t batches, ih, iw, ic;
@@ -37,10 +49,12 @@ struct RunConv {
   // runs' weights of exactly those filters, filter by filter.
   int32_t oc_begin, oc_end, out_channels;
   const int8_t* values;
-  const ConvRun* runs;        // the runs of those filters, filter by filter
-  const uint16_t* run_count;  // runs per filter (indexed from oc_begin), or
-                              // nullptr: every filter is the single run runs[0]
+  const ConvRun* runs;      // the runs of those filters, filter by filter,
+  bool dense;               // or (dense) runs[0] alone, for every filter
+  const FilterHead* heads;  // of those filters (at most kRunConvChunk)
+  bool right_shifts;        // every head's shift is negative
 
+  // The op's per-channel tables (indexed by output channel), for set_heads.
   const int32_t* folded_bias;  // bias + input_offset * sum of the filter's weights
   const int32_t* multiplier;
   const int32_t* shift;
@@ -58,9 +72,18 @@ bool conv_runs_fits(int32_t kh, int32_t kw, int32_t ic, int32_t pad_h, int32_t p
 void conv_runs(const RunConv& c);
 
 // A RunConv for all `oc_count` filters of a conv op (input 0, output 0,
-// kh x kw filters); the caller sets values, runs and run_count.
+// kh x kw filters); the caller sets values and runs, and per chunk of at
+// most kRunConvChunk filters the heads (set_heads).
 RunConv run_conv_for(const OpContext& ctx, const dtmm_conv_params& p, int32_t kh, int32_t kw,
                      int32_t oc_count);
+
+// Fills heads[0, oc_end - oc_begin) from the op's tables with one run per
+// filter, and points c at filters [oc_begin, oc_end).
+void set_heads(RunConv& c, int32_t oc_begin, int32_t oc_end, FilterHead* heads);
+
+// Gives head h (of c's filter oc) `runs` runs; a filter with none has a
+// constant output, which its bias then holds.
+void set_runs(const RunConv& c, int32_t oc, FilterHead& h, int32_t runs);
 
 }  // namespace dtmm
 
