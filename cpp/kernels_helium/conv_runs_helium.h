@@ -197,6 +197,22 @@ __attribute__((always_inline)) inline void mac_side_by_side(const int8_t*& w, co
 // and runs, then multiplier and shift); the four sums enter one vector with
 // four VMOVs. Every shift must be a right shift (c.right_shifts).
 
+// A filter's head: its bias into the four sums and its run count into k. A
+// filter without runs holds its constant output in place of the bias
+// (set_runs), which is stored as it is, out of the main path.
+#define DTMM_FILTER_HEAD                 \
+  "   vmsr    p0, %[real]\n"             \
+  "   b       0f\n"                      \
+  "5: vdup.32 q0, %[a0]\n"               \
+  "   adds    %[h], %[h], #8\n"          \
+  "   b       3f\n"                      \
+  "0: ldrd    %[a0], %[k], [%[h]], #8\n" \
+  "   cmp     %[k], #0\n"                \
+  "   beq     5b\n"                      \
+  "   mov     %[a1], %[a0]\n"            \
+  "   mov     %[a2], %[a0]\n"            \
+  "   mov     %[a3], %[a0]\n"
+
 // Sums of a filter to bytes (the requantization of requantize_lanes with a
 // negative shift), then the store and the filter loop's end.
 #define DTMM_REQUANTIZE_STORE_NEXT      \
@@ -237,40 +253,24 @@ void filters_interleaved(const RunConv& c, const int8_t* patch, int32_t lanes, i
   int32_t a0, a1, a2, a3, t;
   const int8_t* x;
   out += c.oc_begin;
+  int32_t k;
   if (kDense) {
-    // Every filter is one run of `blocks` blocks over the whole window.
+    // Every filter with runs is one run of `blocks` blocks over the window.
     const int32_t blocks = (c.kh * c.kw * c.ic) >> 4;
     __asm__ volatile(
-        "   vmsr    p0, %[real]\n"
-        "0: ldrd    %[a0], %[t], [%[h]], #8\n"
-        "   mov     %[a1], %[a0]\n"
-        "   mov     %[a2], %[a0]\n"
-        "   mov     %[a3], %[a0]\n"
+        DTMM_FILTER_HEAD
         "   mov     %[x], %[p]\n"
         "   wls     lr, %[n], 2f\n" DTMM_MAC4_INTERLEAVED_LOOP "2:\n" DTMM_REQUANTIZE_STORE_NEXT
-        : [w] "+r"(w), [h] "+r"(head), [o] "+r"(out), [t] "=&r"(t), [x] "=&r"(x), [a0] "=&Te"(a0),
-          [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
+        : [w] "+r"(w), [h] "+r"(head), [o] "+r"(out), [k] "=&r"(k), [t] "=&r"(t), [x] "=&r"(x),
+          [a0] "=&Te"(a0), [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
         : [p] "r"(patch), [n] "r"(blocks), [end] "m"(end), [real] "r"(real), [offs] "w"(offs),
           [lo] "w"(lo), [hi] "w"(hi), [off] "w"(off)
         : "q0", "q1", "q2", "q3", "lr", "p0", "memory", "cc");
     return;
   }
-  // A head without runs holds its filter's constant output (set_runs):
-  // stored as it is, out of the main path.
   const ConvRun* run = c.runs;
-  int32_t k;
   __asm__ volatile(
-      "   vmsr    p0, %[real]\n"
-      "   b       0f\n"
-      "5: vdup.32 q0, %[a0]\n"
-      "   adds    %[h], %[h], #8\n"
-      "   b       3f\n"
-      "0: ldrd    %[a0], %[k], [%[h]], #8\n"
-      "   cmp     %[k], #0\n"
-      "   beq     5b\n"
-      "   mov     %[a1], %[a0]\n"
-      "   mov     %[a2], %[a0]\n"
-      "   mov     %[a3], %[a0]\n"
+      DTMM_FILTER_HEAD
       "4: ldr     %[t], [%[r]], #4\n"
       "   uxth    %[x], %[t]\n"
       "   add     %[x], %[p], %[x], lsl #2\n"
@@ -285,6 +285,7 @@ void filters_interleaved(const RunConv& c, const int8_t* patch, int32_t lanes, i
       : "q0", "q1", "q2", "q3", "lr", "p0", "memory", "cc");
 }
 
+#undef DTMM_FILTER_HEAD
 #undef DTMM_REQUANTIZE_STORE_NEXT
 
 __attribute__((always_inline)) inline int32x4_t lanes_of(int32_t a0, int32_t a1, int32_t a2,

@@ -92,6 +92,9 @@ static bool fwcs_runs(const OpContext& ctx) {
   ConvRun runs[kMaxRuns];
   FilterHead heads[kRunConvChunk];
   c.runs = runs;
+  // A 1x1 filter is whole or empty: the dense loop serves it, runs[0] being
+  // {0, C_in} whenever a filter is kept.
+  c.dense = taps == 1;
   uint32_t bit = 0;
   for (int32_t begin = 0; begin < oc_count; begin += chunk) {
     set_heads(c, begin, oc_count - begin < chunk ? oc_count : begin + chunk, heads);
