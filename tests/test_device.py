@@ -192,7 +192,9 @@ def test_device_convolution_left_shifts():
         t["w"].data = (np.sign(t["w"].data) * rng.integers(1, 3, t["w"].data.shape)).astype(np.int8)
         t["b"].data = rng.integers(-20, 21, t["b"].data.shape).astype(np.int32)
         # Effective scales from below 0.5 to above 1: right and left shifts mixed.
-        t["y"].scale = np.array([float(t["x"].scale[0]) * float(np.median(t["w"].scale))], np.float32)
+        t["y"].scale = np.array(
+            [float(t["x"].scale[0]) * float(np.median(t["w"].scale))], np.float32
+        )
         zero_point = int(t["x"].zero_point[0])
         x = (zero_point + rng.integers(-2, 3, (1, 4, 9, 32))).astype(np.int8)
         for sparse in ("never", "always"):

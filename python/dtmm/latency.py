@@ -25,19 +25,39 @@ from .ir import Model, Op, Tensor
 from .sparsity_choice import choose_conv, choose_fc, layer_mode
 
 FEATURES: dict[str, tuple[str, ...]] = {
-    "CONV_2D": ("one", "pixels", "outputs", "vector_dots", "row_dots", "window"),
-    "CONV_2D_1x1": ("one", "pixels", "outputs", "vector_dots"),
+    "CONV_2D": (
+        "one",
+        "pixels",
+        "outputs",
+        "tail_outputs",
+        "vector_dots",
+        "row_dots",
+        "patch_bytes",
+    ),
+    "CONV_2D_1x1": ("one", "pixels", "outputs", "tail_outputs", "vector_dots", "patch_bytes"),
     "CONV_2D_FWCS": (
         "one",
         "pixels",
         "outputs",
+        "tail_outputs",
+        "live_outputs",
         "kept_vector_dots",
         "kept_taps",
         "kept_tails",
-        "window",
+        "patch_bytes",
         "mask_bits",
     ),
-    "CONV_2D_FWCS_1x1": ("one", "pixels", "outputs", "kept_vector_dots", "kept_taps", "kept_tails"),
+    "CONV_2D_FWCS_1x1": (
+        "one",
+        "pixels",
+        "outputs",
+        "tail_outputs",
+        "live_outputs",
+        "kept_vector_dots",
+        "kept_taps",
+        "kept_tails",
+        "patch_bytes",
+    ),
     "DEPTHWISE_CONV_2D": ("one", "pixels", "outputs", "macs"),
     "AVERAGE_POOL_2D": ("one", "outputs", "macs"),
     "MAX_POOL_2D": ("one", "outputs", "macs"),
@@ -45,6 +65,8 @@ FEATURES: dict[str, tuple[str, ...]] = {
     "FULLY_CONNECTED_BLOCK": ("one", "outputs", "kept_taps", "mask_bits"),
 }
 ELEMENTWISE_FEATURES = ("one", "elements", "in_elements")
+# Filters per device convolution call (kRunConvChunk in conv_runs.h).
+FILTER_CHUNK = 64
 DEFAULT_TARGET = "qemu-m55"
 
 
@@ -63,24 +85,35 @@ class LayerShape:
     kw: int = 1
     kept: int = 0
     block: int = 16
+    live: int | None = None  # filters with a kept filterlet (None: expected
+    # for kept filterlets spread at random)
 
     def features(self) -> np.ndarray:
         pixels = self.out_h * self.out_w
         outputs = pixels * self.c_out
         taps = self.kh * self.kw
         vec = -(-self.c_in // 16)
+        live = self.live
+        if live is None:
+            density = self.kept / max(1, self.c_out * taps)
+            live = self.c_out * (1.0 - (1.0 - density) ** taps)
         values = {
             "one": 1.0,
             "pixels": pixels,
             "outputs": outputs,
             "elements": outputs,
+            # C_in off a multiple of 16: the device's C++ filter loop, not the assembly one
+            "tail_outputs": outputs * (self.c_in % 16 != 0),
             "in_elements": self.in_elements,
             "macs": outputs * taps,
-            "window": pixels * taps * self.c_in,
+            # the device copies each pixel's window once per chunk of filters
+            "patch_bytes": pixels * taps * self.c_in * -(-self.c_out // FILTER_CHUNK),
             "vector_dots": outputs * -(-(taps * self.c_in) // 16),
             "row_dots": outputs * self.kh * -(-(self.kw * self.c_in) // 16),
             "kept_vector_dots": pixels * self.kept * vec,
             "kept_taps": pixels * self.kept,
+            # the device stores an empty filter's constant without requantizing
+            "live_outputs": pixels * live,
             "kept_tails": pixels * self.kept * (self.c_in % 16 != 0),
             # bits of the filterlet (block) mask the kernel scans
             "mask_bits": outputs * taps
@@ -116,8 +149,20 @@ def layer_shape(
         if op.type == "DEPTHWISE_CONV_2D" or w.data is None:
             return LayerShape(op.type, n_in, oh, ow, x.shape[3], co, w.shape[1], w.shape[2])
         kind = conv_kind(w.data, sparse)
-        kept = int((w.data != 0).any(axis=3).sum())
-        return LayerShape(kind, n_in, oh, ow, w.shape[3], co, w.shape[1], w.shape[2], kept)
+        kept_taps = (w.data != 0).any(axis=3)
+        live = int(kept_taps.any(axis=(1, 2)).sum())
+        return LayerShape(
+            kind,
+            n_in,
+            oh,
+            ow,
+            w.shape[3],
+            co,
+            w.shape[1],
+            w.shape[2],
+            int(kept_taps.sum()),
+            live=live,
+        )
     if op.type == "FULLY_CONNECTED":
         w = model.tensors[op.inputs[1]]
         units, depth = w.shape
