@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import dtmm
-from dtmm.calibrated import conv_patches, layer_inputs
+from dtmm.calibrated import _removal_path, conv_patches, layer_inputs
 from dtmm.ir import Op
 
 from conftest import data_path
@@ -114,3 +114,37 @@ def test_activation_criterion_needs_calibration(resnet8):
         dtmm.prune.filterlets(model, 0.5, criterion="activation")
     with pytest.raises(ValueError, match="activation"):
         dtmm.prune.filterlets(model, 0.5, calibration=np.zeros((1, 32, 32, 3), np.int8))
+
+
+def test_obs_removal_costs_are_the_rise_in_refit_error():
+    """Each step of a filter's removal path costs exactly what zeroing those
+    filterlets and re-optimising the rest of the filter adds to the quadratic
+    reconstruction error, and each step removes the cheapest filterlet."""
+    rng = np.random.default_rng(0)
+    kk, c = 5, 3
+    x = np.hstack([rng.normal(size=(300, kk * c)), np.ones((300, 1))])
+    h = x.T @ x + 0.1 * np.eye(kk * c + 1)
+    w = rng.normal(size=kk * c + 1)
+
+    def refit_error(removed: list[int]) -> float:
+        gone = np.zeros(kk * c + 1, bool)
+        for t in removed:
+            gone[t * c : (t + 1) * c] = True
+        d_gone = -w[gone]  # (v - w) on the removed columns, v = 0 there
+        h_ff, h_fg = h[np.ix_(~gone, ~gone)], h[np.ix_(~gone, gone)]
+        d_free = -np.linalg.solve(h_ff, h_fg @ d_gone)
+        d = np.zeros_like(w)
+        d[gone], d[~gone] = d_gone, d_free
+        return float(d @ h @ d)
+
+    alive = np.ones(kk, bool)
+    alive[2] = False  # already pruned: removed first, at no charge
+    path = _removal_path(np.linalg.inv(h), w, alive, c)
+    assert [t for t, _ in path] != [] and 2 not in [t for t, _ in path]
+    removed, total = [2], refit_error([2])
+    for t, cost in path:
+        options = {u: refit_error(removed + [u]) for u in range(kk) if u not in removed}
+        assert t == min(options, key=options.get)
+        np.testing.assert_allclose(total + cost, options[t], rtol=1e-9)
+        removed.append(t)
+        total = options[t]

@@ -6,10 +6,14 @@ For each CONV_2D layer, in execution order:
    through the bit-exact runtime: ``X_d`` from the dense model (what the layer
    should see) and ``X_p`` from the model pruned so far (what it will see).
 2. The target is the dense layer's pre-activation output ``T = X_d w + b``.
-3. A filterlet's importance is the energy it contributes to its filter's
-   output, ``E[(x_k . w_ok)^2]``, relative to that filter's output energy: the
-   same fraction is pruned from every layer, but within a layer the filters
-   that depend on few taps lose the rest.
+3. Filterlets are removed one at a time, greedily over the whole layer, each
+   time the one whose removal raises the layer's reconstruction error least
+   once the rest of its filter is re-optimised (Optimal Brain Surgeon for a
+   group of weights: the rise is ``w_g^T [(H^-1)_gg]^-1 w_g`` with ``H`` the
+   ridge-regularised ``X_p^T X_p``, and the weights and ``H^-1`` are updated
+   in closed form after each removal). A filter's removals depend only on
+   its own state, so each filter's removal order and costs are computed once
+   and the layer-wide greedy choice is a merge of them.
 4. The kept weights (and the bias, through a constant input column) are refit
    by ridge least squares so that ``X_p w' + b'`` matches ``T``: this corrects
    the pruned taps, the mean shift (bias correction) and the error carried in
@@ -20,6 +24,7 @@ For each CONV_2D layer, in execution order:
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -75,15 +80,58 @@ def layer_inputs(model: Model, x: np.ndarray, names: list[str]) -> dict[str, np.
     return result
 
 
-def _filterlet_scores(patches: np.ndarray, w: np.ndarray, kk: int, c: int) -> np.ndarray:
-    """Each filterlet's share of its filter's output energy: [O, KK]."""
-    o = w.shape[0]
-    contrib = np.empty((o, kk))
-    for k in range(kk):
-        part = patches[:, k * c : (k + 1) * c] @ w[:, k * c : (k + 1) * c].T  # [P, O]
-        contrib[:, k] = (part.astype(np.float64) ** 2).mean(axis=0)
-    total = ((patches @ w.T).astype(np.float64) ** 2).mean(axis=0)
-    return contrib / np.maximum(total, 1e-12)[:, None]
+def _removal_path(
+    hinv: np.ndarray, weights: np.ndarray, alive: np.ndarray, c: int
+) -> list[tuple[int, float]]:
+    """One filter's filterlets in greedy OBS removal order, each with the
+    rise in reconstruction error its removal costs: [(tap, cost)]. ``hinv``
+    is the inverse regularised Gram matrix of the layer's input columns (the
+    last one the bias), ``weights`` the filter's [taps * c + 1] weights."""
+    hinv = hinv.copy()
+    w = weights.copy()
+
+    def remove(t: int) -> float:
+        nonlocal hinv, w
+        cols = slice(t * c, (t + 1) * c)
+        block = hinv[cols, cols]
+        step = np.linalg.solve(block, w[cols])
+        cost = float(w[cols] @ step)
+        w = w - hinv[:, cols] @ step
+        hinv = hinv - hinv[:, cols] @ np.linalg.solve(block, hinv[cols, :])
+        w[cols] = 0.0
+        return cost
+
+    kept = list(np.flatnonzero(alive))
+    for t in np.flatnonzero(~alive):  # already pruned: removed first, at no charge
+        remove(int(t))
+    path = []
+    while kept:
+        costs = []
+        for t in kept:
+            cols = slice(t * c, (t + 1) * c)
+            costs.append(float(w[cols] @ np.linalg.solve(hinv[cols, cols], w[cols])))
+        t = kept.pop(int(np.argmin(costs)))
+        path.append((int(t), remove(int(t))))
+    return path
+
+
+def _obs_keep(
+    g: np.ndarray, w_b: np.ndarray, alive: np.ndarray, c: int, n_prune: int, ridge: float
+) -> np.ndarray:
+    """The filterlets [O, KK] kept after removing ``n_prune`` (already pruned
+    ones included) in layer-wide greedy OBS order."""
+    reg = ridge * max(float(np.mean(np.diag(g))), 1e-12)
+    hinv = np.linalg.inv(g + reg * np.eye(len(g)))
+    paths = [_removal_path(hinv, w_b[f], alive[f], c) for f in range(len(w_b))]
+    keep = alive.copy()
+    heap = [(path[0][1], f, 0) for f, path in enumerate(paths) if path]
+    heapq.heapify(heap)
+    for _ in range(n_prune - int((~alive).sum())):
+        _, f, i = heapq.heappop(heap)
+        keep[f, paths[f][i][0]] = False
+        if i + 1 < len(paths[f]):
+            heapq.heappush(heap, (paths[f][i + 1][1], f, i + 1))
+    return keep
 
 
 def _refit(
@@ -164,12 +212,7 @@ def _prune_layer(
         return  # the layer is already as sparse as asked: leave it bit-identical
     xp = np.hstack([x_pruned, np.ones((len(x_pruned), 1), np.float32)]).astype(np.float64)
     g = xp.T @ xp
-    scores = _filterlet_scores(x_pruned, w_real.astype(np.float32), kk, c)
-    scores[~alive] = -1.0  # already-zero filterlets count towards the fraction first
-    order = np.argsort(scores.reshape(-1), kind="stable")
-    keep = np.ones(o * kk, bool)
-    keep[order[:n_prune]] = False
-    keep = keep.reshape(o, kk)
+    keep = _obs_keep(g, np.hstack([w_real, b_real[:, None]]), alive, c, n_prune, ridge)
 
     new_w = w_real.copy()
     new_b = b_real.copy()

@@ -98,10 +98,11 @@ def filterlets(
     """Remove the filterlets with the smallest norm in every CONV_2D layer.
 
     ``criterion="activation"`` needs ``calibration`` (representative inputs
-    of the model, int8 or float as its input tensor is): filterlets are then
-    ranked by the share of their filter's output they carry on those inputs,
-    and each layer's kept weights and bias are refit by least squares to
-    reproduce the dense layer's output (see :mod:`dtmm.calibrated`).
+    of the model, int8 or float as its input tensor is): each layer then
+    drops, one at a time, the filterlet whose removal (with the rest of its
+    filter re-optimised) least raises the error in reproducing the dense
+    layer's output on those inputs, and its kept weights and bias are refit
+    by least squares (see :mod:`dtmm.calibrated`).
     """
     if criterion == "activation":
         if calibration is None:
