@@ -25,15 +25,31 @@ namespace helium {
 
 // Copies `blocks` 16-byte blocks from `src` to every 64th byte of `dst`
 // (one window's place in the interleaved patch); returns the next place.
+// Low-overhead loops: GCC 12's took three times the instructions per block.
 __attribute__((always_inline)) inline int8_t* copy_interleaved(int8_t* dst, const int8_t* src,
                                                                int32_t blocks) {
-  for (; blocks > 0; --blocks, src += 16, dst += 64) vstrbq_s8(dst, vldrbq_s8(src));
+  __asm__ volatile(
+      "   wls     lr, %[n], 2f\n"
+      "1: vldrb.8 q0, [%[s]], #16\n"
+      "   vstrb.8 q0, [%[d]], #64\n"
+      "   le      lr, 1b\n"
+      "2:\n"
+      : [d] "+r"(dst), [s] "+r"(src)
+      : [n] "r"(blocks)
+      : "q0", "lr", "memory");
   return dst;
 }
 
 __attribute__((always_inline)) inline int8_t* fill_interleaved(int8_t* dst, int8x16_t value,
                                                                int32_t blocks) {
-  for (; blocks > 0; --blocks, dst += 64) vstrbq_s8(dst, value);
+  __asm__ volatile(
+      "   wls     lr, %[n], 2f\n"
+      "1: vstrb.8 %q[v], [%[d]], #64\n"
+      "   le      lr, 1b\n"
+      "2:\n"
+      : [d] "+r"(dst)
+      : [n] "r"(blocks), [v] "w"(value)
+      : "lr", "memory");
   return dst;
 }
 
