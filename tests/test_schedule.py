@@ -9,7 +9,7 @@ import pytest
 
 import dtmm
 from dtmm import latency
-from dtmm.scheduler import Option, _Cost, _Table, search_anneal, search_dp
+from dtmm.scheduler import Option, _Cost, _Evaluator, _Table, search_anneal, search_dp
 
 from conftest import data_path
 
@@ -190,3 +190,25 @@ def test_annealing_is_deterministic_given_a_seed():
     table = _random_table(np.random.default_rng(7), 6, 6)
     runs = [search_anneal(table, 0.2, 2400.0, seed=11, steps=3000) for _ in range(2)]
     assert runs[0] is not None and runs[0] == runs[1]
+
+
+def test_accuracy_drop_counts_two_standard_errors_of_the_changes():
+    """The drop a schedule must stay within is the measured drop plus
+    2 sqrt(changed outcomes) / n: many candidates tried on few samples would
+    otherwise pass by luck."""
+    ev = _Evaluator.__new__(_Evaluator)
+    n = 20
+    labels = np.arange(n) % 3
+    dense = np.full((n, 3), 0.1)
+    dense[np.arange(n), labels] = 0.8
+    dense[:2] = [0.8, 0.1, 0.1]  # samples 0 and 1: label 0 and 1, dense wrong on 1
+    ev.dense, ev.labels = dense, labels
+    pruned = dense.copy()
+    pruned[1] = [0.1, 0.8, 0.1]  # gained: now right
+    for i in (3, 4, 5):  # lost: labels 0, 1, 2, now predicted (label + 1) % 3
+        pruned[i] = np.roll(dense[i], 1)
+    assert ev.score(pruned) - ev.score(dense) == pytest.approx(-2 / n)
+    assert ev.drop(pruned) == pytest.approx((3 - 1 + 2 * np.sqrt(4)) / n)
+    assert ev.drop(dense) == 0.0
+    ev.labels = None  # agreement with the dense model: every change is a loss
+    assert ev.drop(pruned) == pytest.approx((4 + 2 * np.sqrt(4)) / n)
