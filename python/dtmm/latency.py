@@ -24,6 +24,18 @@ import numpy as np
 from .ir import Model, Op, Tensor
 from .sparsity_choice import choose_conv, choose_fc, layer_mode
 
+# FWCS kernels: what every kept filterlet costs (a 1x1 filter is a single
+# filterlet, so its kept filterlets are its live filters).
+_FWCS_FEATURES = (
+    "one",
+    "pixels",
+    "outputs",
+    "tail_outputs",
+    "kept_vector_dots",
+    "kept_taps",
+    "kept_tails",
+    "patch_bytes",
+)
 FEATURES: dict[str, tuple[str, ...]] = {
     "CONV_2D": (
         "one",
@@ -35,29 +47,8 @@ FEATURES: dict[str, tuple[str, ...]] = {
         "patch_bytes",
     ),
     "CONV_2D_1x1": ("one", "pixels", "outputs", "tail_outputs", "vector_dots", "patch_bytes"),
-    "CONV_2D_FWCS": (
-        "one",
-        "pixels",
-        "outputs",
-        "tail_outputs",
-        "live_outputs",
-        "kept_vector_dots",
-        "kept_taps",
-        "kept_tails",
-        "patch_bytes",
-        "mask_bits",
-    ),
-    "CONV_2D_FWCS_1x1": (
-        "one",
-        "pixels",
-        "outputs",
-        "tail_outputs",
-        "live_outputs",
-        "kept_vector_dots",
-        "kept_taps",
-        "kept_tails",
-        "patch_bytes",
-    ),
+    "CONV_2D_FWCS": _FWCS_FEATURES + ("live_outputs", "mask_bits"),
+    "CONV_2D_FWCS_1x1": _FWCS_FEATURES,
     "DEPTHWISE_CONV_2D": ("one", "pixels", "outputs", "macs"),
     "AVERAGE_POOL_2D": ("one", "outputs", "macs"),
     "MAX_POOL_2D": ("one", "outputs", "macs"),
