@@ -90,28 +90,28 @@ def _removal_path(
     hinv = hinv.copy()
     w = weights.copy()
 
-    def remove(t: int) -> float:
+    def cost(t: int) -> float:
+        cols = slice(t * c, (t + 1) * c)
+        return float(w[cols] @ np.linalg.solve(hinv[cols, cols], w[cols]))
+
+    def remove(t: int) -> None:
         nonlocal hinv, w
         cols = slice(t * c, (t + 1) * c)
         block = hinv[cols, cols]
-        step = np.linalg.solve(block, w[cols])
-        cost = float(w[cols] @ step)
-        w = w - hinv[:, cols] @ step
+        w = w - hinv[:, cols] @ np.linalg.solve(block, w[cols])
         hinv = hinv - hinv[:, cols] @ np.linalg.solve(block, hinv[cols, :])
         w[cols] = 0.0
-        return cost
 
     kept = list(np.flatnonzero(alive))
     for t in np.flatnonzero(~alive):  # already pruned: removed first, at no charge
         remove(int(t))
     path = []
     while kept:
-        costs = []
-        for t in kept:
-            cols = slice(t * c, (t + 1) * c)
-            costs.append(float(w[cols] @ np.linalg.solve(hinv[cols, cols], w[cols])))
-        t = kept.pop(int(np.argmin(costs)))
-        path.append((int(t), remove(int(t))))
+        costs = [cost(int(t)) for t in kept]
+        best = int(np.argmin(costs))
+        t = int(kept.pop(best))
+        remove(t)
+        path.append((t, costs[best]))
     return path
 
 
