@@ -215,17 +215,17 @@ __attribute__((always_inline)) inline void mac_side_by_side(const int8_t*& w, co
 // and run under QEMU it gave wrong outputs in either register order; not
 // investigated further). Every shift must be a right shift (c.right_shifts).
 
-// A filter's head: its bias into the four sums and its run count into k. A
-// filter without runs holds its constant output in place of the bias
-// (set_runs), which is stored as it is, out of the main path.
+// A filter's head: its bias into the four sums. A filter without runs holds
+// its constant output in place of the bias (set_runs), which is stored as it
+// is, out of the main path.
 #define DTMM_FILTER_HEAD                 \
   "   vmsr    p0, %[real]\n"             \
   "   b       0f\n"                      \
   "5: vdup.32 q0, %[a0]\n"               \
   "   adds    %[h], %[h], #8\n"          \
   "   b       3f\n"                      \
-  "0: ldrd    %[a0], %[k], [%[h]], #8\n" \
-  "   cmp     %[k], #0\n"                \
+  "0: ldrd    %[a0], %[t], [%[h]], #8\n" \
+  "   cmp     %[t], #0\n"                \
   "   beq     5b\n"                      \
   "   mov     %[a1], %[a0]\n"            \
   "   mov     %[a2], %[a0]\n"            \
@@ -249,8 +249,7 @@ __attribute__((always_inline)) inline void mac_side_by_side(const int8_t*& w, co
   "3: vpst\n"                           \
   "   vstrbt.32 q0, [%[o], %q[offs]]\n" \
   "   adds    %[o], %[o], #1\n"         \
-  "   ldr     %[t], %[end]\n"           \
-  "   cmp     %[h], %[t]\n"             \
+  "   cmp     %[h], %[end]\n"           \
   "   bne     0b\n"
 
 // Lanes (1..4) of the group are real pixels; their outputs start
@@ -271,21 +270,23 @@ void filters_interleaved(const RunConv& c, const int8_t* patch, int32_t lanes, i
   int32_t a0, a1, a2, a3, t;
   const int8_t* x;
   out += c.oc_begin;
-  int32_t k;
   if (kDense) {
     // Every filter with runs is one run of `blocks` blocks over the window.
     const int32_t blocks = (c.kh * c.kw * c.ic) >> 4;
-    __asm__ volatile(
-        DTMM_FILTER_HEAD
-        "   mov     %[x], %[p]\n"
-        "   wls     lr, %[n], 2f\n" DTMM_MAC4_INTERLEAVED_LOOP "2:\n" DTMM_REQUANTIZE_STORE_NEXT
-        : [w] "+r"(w), [h] "+r"(head), [o] "+r"(out), [k] "=&r"(k), [t] "=&r"(t), [x] "=&r"(x),
-          [a0] "=&Te"(a0), [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
-        : [p] "r"(patch), [n] "r"(blocks), [end] "m"(end), [real] "r"(real), [offs] "w"(offs),
-          [lo] "w"(lo), [hi] "w"(hi), [off] "w"(off)
-        : "q0", "q1", "q2", "q3", "lr", "p0", "memory", "cc");
+    __asm__ volatile(DTMM_FILTER_HEAD
+                     "   mov     %[x], %[p]\n"
+                     "   wls     lr, %[n], 2f\n" DTMM_MAC4_INTERLEAVED_LOOP
+                     "2:\n" DTMM_REQUANTIZE_STORE_NEXT
+                     : [w] "+r"(w), [h] "+r"(head), [o] "+r"(out), [t] "=&r"(t), [x] "=&r"(x),
+                       [a0] "=&Te"(a0), [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
+                     : [p] "r"(patch), [n] "r"(blocks), [end] "r"(end), [real] "r"(real),
+                       [offs] "w"(offs), [lo] "w"(lo), [hi] "w"(hi), [off] "w"(off)
+                     : "q0", "q1", "q2", "q3", "lr", "p0", "memory", "cc");
     return;
   }
+  // A run's blocks are its length >> 4; the LSRS that takes them leaves
+  // kRunContinues (bit 19 of the word) in the carry, which nothing in the MAC
+  // loop changes, for the branch back to the filter's next run.
   const ConvRun* run = c.runs;
   __asm__ volatile(
       DTMM_FILTER_HEAD
@@ -294,11 +295,10 @@ void filters_interleaved(const RunConv& c, const int8_t* patch, int32_t lanes, i
       "   add     %[x], %[p], %[x], lsl #2\n"
       "   lsrs    %[t], %[t], #20\n"
       "   wls     lr, %[t], 2f\n" DTMM_MAC4_INTERLEAVED_LOOP
-      "2: subs    %[k], %[k], #1\n"
-      "   bne     4b\n" DTMM_REQUANTIZE_STORE_NEXT
-      : [w] "+r"(w), [r] "+r"(run), [h] "+r"(head), [o] "+r"(out), [k] "=&r"(k), [t] "=&r"(t),
-        [x] "=&r"(x), [a0] "=&Te"(a0), [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
-      : [p] "r"(patch), [end] "m"(end), [real] "r"(real), [offs] "w"(offs), [lo] "w"(lo),
+      "2: bcs     4b\n" DTMM_REQUANTIZE_STORE_NEXT
+      : [w] "+r"(w), [r] "+r"(run), [h] "+r"(head), [o] "+r"(out), [t] "=&r"(t), [x] "=&r"(x),
+        [a0] "=&Te"(a0), [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
+      : [p] "r"(patch), [end] "r"(end), [real] "r"(real), [offs] "w"(offs), [lo] "w"(lo),
         [hi] "w"(hi), [off] "w"(off)
       : "q0", "q1", "q2", "q3", "lr", "p0", "memory", "cc");
 }

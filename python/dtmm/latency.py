@@ -246,6 +246,16 @@ def _quantized(name: str, shape: tuple[int, ...], scale: float, zp: int = 0) -> 
     return Tensor(name, shape, np.dtype(np.int8), np.array([scale], np.float32), np.array([zp]))
 
 
+def _exact_keep(shape: tuple[int, ...], density: float, rng: np.random.Generator) -> np.ndarray:
+    """A random mask keeping exactly round(density * size) units, so that a
+    layer measured at a sparsity has that sparsity (independent draws per
+    unit would be off by several points on a small layer)."""
+    size = int(np.prod(shape))
+    keep = np.zeros(size, bool)
+    keep[rng.permutation(size)[: int(round(density * size))]] = True
+    return keep.reshape(shape)
+
+
 def random_layer(kind: str, shape: LayerShape, density: float, rng: np.random.Generator) -> Model:
     """A one-op int8 model of ``kind`` whose conv/FC weights keep ``density``
     of their filterlets (blocks), for measuring kernels."""
@@ -259,7 +269,7 @@ def random_layer(kind: str, shape: LayerShape, density: float, rng: np.random.Ge
         wshape = (1, kh, kw, co) if depthwise else (co, kh, kw, ci)
         wdata = rng.integers(-127, 128, wshape).astype(np.int8)
         if not depthwise:
-            keep = rng.random((co, kh, kw)) < density
+            keep = _exact_keep((co, kh, kw), density, rng)
             wdata = wdata * keep[..., None].astype(np.int8)
         n_scales = co
         tensors["w"] = Tensor(
@@ -295,7 +305,7 @@ def random_layer(kind: str, shape: LayerShape, density: float, rng: np.random.Ge
         tensors["x"] = x
         wdata = rng.integers(-127, 128, (co, ci)).astype(np.int8)
         blocks = -(-ci // shape.block)
-        keep = np.repeat(rng.random((co, blocks)) < density, shape.block, axis=1)[:, :ci]
+        keep = np.repeat(_exact_keep((co, blocks), density, rng), shape.block, axis=1)[:, :ci]
         tensors["w"] = Tensor(
             "w",
             (co, ci),

@@ -211,10 +211,19 @@ void run_groups(const RunConv& c) {
 
 }  // namespace
 
-void conv_runs(const RunConv& c) {
+bool runs_chained(const RunConv& c) {
 #if defined(__ARM_FEATURE_MVE)
   // The interleaved loop is in assembly for whole blocks and right shifts.
-  if (c.ic % 16 != 0 || !c.right_shifts) {
+  return c.ic % 16 == 0 && c.right_shifts;
+#else
+  (void)c;
+  return false;
+#endif
+}
+
+void conv_runs(const RunConv& c) {
+#if defined(__ARM_FEATURE_MVE)
+  if (!runs_chained(c)) {
     run_groups<true>(c);
     return;
   }

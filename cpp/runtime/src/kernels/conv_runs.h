@@ -23,8 +23,14 @@ namespace dtmm {
 
 struct ConvRun {
   uint16_t offset;  // first window byte
-  uint16_t length;  // bytes
+  uint16_t length;  // bytes (| kRunContinues where runs_chained)
 };
+
+// Where runs_chained(c), run lengths are multiples of 16 and this bit of a
+// length says that another run of the same filter follows: the assembly loop
+// then needs no run counter (the flag lands in the carry of the shift that
+// turns the length into blocks).
+constexpr uint16_t kRunContinues = 8;
 
 // What the inner loop needs of one filter, read with two LDRDs.
 struct FilterHead {
@@ -70,6 +76,10 @@ constexpr int32_t kRunConvMaxWindow = 1024;
 bool conv_runs_fits(int32_t kh, int32_t kw, int32_t ic, int32_t pad_h, int32_t pad_w);
 
 void conv_runs(const RunConv& c);
+
+// Whether conv_runs(c) takes the Helium assembly loop, which wants its runs
+// marked with kRunContinues (c's heads must be set).
+bool runs_chained(const RunConv& c);
 
 // A RunConv for all `oc_count` filters of a conv op (input 0, output 0,
 // kh x kw filters); the caller sets values and runs, and per chunk of at
