@@ -102,41 +102,44 @@ __attribute__((always_inline)) inline void copy_spill(int8_t* dst, const int8_t*
       : "q0", "lr", "p0", "memory", "cc");
 }
 
-// Side-by-side version of interleave_inner_row (below): the four windows,
-// `stride` bytes apart, row by row; each row is contiguous in the image.
-inline void side_by_side_inner_row(const RunConv& c, const int8_t* origin, ptrdiff_t step,
-                                   int8_t* patch, int32_t stride) {
+// Side-by-side version of interleave_row_group (below): the four windows,
+// `stride` bytes apart, row by row; each row is contiguous in the source.
+inline void side_by_side_row_group(const RunConv& c, const int8_t* origin, ptrdiff_t row,
+                                   ptrdiff_t step, int8_t* patch, int32_t stride) {
   const int32_t row_bytes = c.kw * c.ic;
-  const ptrdiff_t in_row = static_cast<ptrdiff_t>(c.iw) * c.ic;
   for (int32_t q = 0; q < 4; ++q, origin += step, patch += stride) {
     const int8_t* src = origin;
     int8_t* dst = patch;
-    for (int32_t ky = 0; ky < c.kh; ++ky, src += in_row, dst += row_bytes)
+    for (int32_t ky = 0; ky < c.kh; ++ky, src += row, dst += row_bytes)
       copy_spill(dst, src, row_bytes);
   }
 }
 
 // The four windows of pixels on one output row whose windows all lie inside
-// the image (the common case): window row by window row, block by block, the
-// four pixels' blocks land side by side. `origin` is pixel 0's window
-// origin, `step` the bytes between the pixels' origins (stride * C_in).
-inline void interleave_inner_row(const RunConv& c, const int8_t* origin, ptrdiff_t step,
-                                 int8_t* patch) {
+// the source (the image, or a padded copy of the group's rows), `row` bytes
+// per source row: window row by window row, block by block, the four
+// pixels' blocks land side by side. `origin` is pixel 0's window origin,
+// `step` the bytes between the pixels' origins (stride * C_in).
+inline void interleave_row_group(const RunConv& c, const int8_t* origin, ptrdiff_t row,
+                                 ptrdiff_t step, int8_t* patch) {
   const int32_t row_blocks = (c.kw * c.ic) >> 4;
-  const ptrdiff_t in_row = static_cast<ptrdiff_t>(c.iw) * c.ic;
-  for (int32_t ky = 0; ky < c.kh; ++ky, origin += in_row) {
-    const int8_t *s0 = origin, *s1 = origin + step, *s2 = origin + 2 * step,
-                 *s3 = origin + 3 * step;
-    for (int32_t j = 0; j < row_blocks; ++j, patch += 64) {
-      vstrbq_s8(patch, vldrbq_s8(s0));
-      vstrbq_s8(patch + 16, vldrbq_s8(s1));
-      vstrbq_s8(patch + 32, vldrbq_s8(s2));
-      vstrbq_s8(patch + 48, vldrbq_s8(s3));
-      s0 += 16;
-      s1 += 16;
-      s2 += 16;
-      s3 += 16;
-    }
+  for (int32_t ky = 0; ky < c.kh; ++ky, origin += row) {
+    const int8_t *s0 = origin, *s1 = s0 + step, *s2 = s1 + step, *s3 = s2 + step;
+    __asm__ volatile(
+        "   wls     lr, %[n], 2f\n"
+        "1: vldrb.8 q0, [%[s0]], #16\n"
+        "   vstrb.8 q0, [%[d]], #16\n"
+        "   vldrb.8 q1, [%[s1]], #16\n"
+        "   vstrb.8 q1, [%[d]], #16\n"
+        "   vldrb.8 q0, [%[s2]], #16\n"
+        "   vstrb.8 q0, [%[d]], #16\n"
+        "   vldrb.8 q1, [%[s3]], #16\n"
+        "   vstrb.8 q1, [%[d]], #16\n"
+        "   le      lr, 1b\n"
+        "2:\n"
+        : [d] "+r"(patch), [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3)
+        : [n] "r"(row_blocks)
+        : "q0", "q1", "lr", "memory");
   }
 }
 

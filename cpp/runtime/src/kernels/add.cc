@@ -85,11 +85,7 @@ void eval_add(const OpContext& ctx) {
         p.output_offset;
     y[i] = static_cast<int8_t>(clamp_i32(sum, p.act_min, p.act_max));
   };
-  if (same) {
-    for (int64_t i = done; i < n; ++i) add_one(i, i, i);
-    return;
-  }
-  for_each_broadcast(ctx.in(0), ctx.in(1), ctx.out(), add_one);
+  for_each_broadcast(ctx.in(0), ctx.in(1), ctx.out(), add_one, done);
 }
 
 }  // namespace dtmm

@@ -27,13 +27,14 @@ inline void broadcast_strides(const dtmm_tensor_record& in, const dtmm_tensor_re
   }
 }
 
-// Calls f(out_index, a_index, b_index) for every output element, in order.
+// Calls f(out_index, a_index, b_index) for every output element, in order
+// (when the shapes are all the same, from element same_shape_done on).
 template <typename F>
 void for_each_broadcast(const dtmm_tensor_record& a, const dtmm_tensor_record& b,
-                        const dtmm_tensor_record& out, F f) {
+                        const dtmm_tensor_record& out, F f, int64_t same_shape_done = 0) {
   if (same_shape(a, out) && same_shape(b, out)) {
     const int64_t n = static_cast<int64_t>(num_elements(out));
-    for (int64_t i = 0; i < n; ++i) f(i, i, i);
+    for (int64_t i = same_shape_done; i < n; ++i) f(i, i, i);
     return;
   }
   int64_t sa[DTMM_MAX_RANK], sb[DTMM_MAX_RANK];

@@ -90,13 +90,14 @@ static uint32_t mask_bits(const uint8_t* mask, uint32_t bit, int32_t n) {
 }
 
 // Appends the runs of one filter's taps to runs[n...]: each stretch of set
-// bits is found with two count-trailing-zeros, not bit by bit (a chunk's
-// mask decode was a tenth of a sparse layer's instructions on the M55).
-// With `chained`, a run followed by another of the same filter says so
-// (kRunContinues). Returns the new n and advances `values` past the kept taps.
+// bits is found with count-trailing-zeros, not bit by bit (the bitwise decode
+// was a twentieth of a sparse 3x3 layer's instructions on the M55). Every
+// run but the filter's last carries `more` (kRunContinues where the runs are
+// chained, else 0). Returns the new n and advances `values` past the kept taps.
 static int32_t filter_runs(const uint8_t* mask, uint32_t bit, int32_t taps, int32_t ic,
-                           bool chained, ConvRun* runs, int32_t n, const int8_t*& values) {
+                           uint16_t more, ConvRun* runs, int32_t n, const int8_t*& values) {
   const int32_t first = n;
+  int32_t kept = 0;
   bool open = false;  // the last run reaches the end of its piece
   for (int32_t t0 = 0; t0 < taps; t0 += 24) {
     const int32_t width = taps - t0 < 24 ? taps - t0 : 24;
@@ -106,18 +107,20 @@ static int32_t filter_runs(const uint8_t* mask, uint32_t bit, int32_t taps, int3
     while (m != 0) {
       const int32_t start = __builtin_ctz(m);
       const int32_t len = __builtin_ctz(~(m >> start));
-      m &= ~(((1u << len) - 1) << start);
-      values += len * ic;
+      m &= m + (m & (0u - m));  // clears the lowest run of set bits
+      kept += len;
       const uint16_t bytes = static_cast<uint16_t>(len * ic);
       if (carry && start == 0) {
         runs[n - 1].length = static_cast<uint16_t>(runs[n - 1].length + bytes);
       } else {
-        if (chained && n > first) runs[n - 1].length |= kRunContinues;
-        runs[n++] = ConvRun{static_cast<uint16_t>((t0 + start) * ic), bytes};
+        runs[n++] =
+            ConvRun{static_cast<uint16_t>((t0 + start) * ic), static_cast<uint16_t>(bytes | more)};
       }
       open = start + len == width;
     }
   }
+  if (n > first) runs[n - 1].length = static_cast<uint16_t>(runs[n - 1].length & ~more);
+  values += kept * ic;
   return n;
 }
 
@@ -142,7 +145,7 @@ static bool fwcs_runs(const OpContext& ctx) {
   for (int32_t begin = 0; begin < oc_count; begin += chunk) {
     set_heads(c, begin, oc_count - begin < chunk ? oc_count : begin + chunk, heads);
     c.values = values;
-    const bool chained = runs_chained(c);
+    const uint16_t more = runs_chained(c) ? kRunContinues : 0;
     int32_t n = 0;
     for (int32_t oc = begin; oc < c.oc_end; ++oc, bit += static_cast<uint32_t>(taps)) {
       if (c.dense) {
@@ -152,7 +155,7 @@ static bool fwcs_runs(const OpContext& ctx) {
         continue;
       }
       const int32_t first = n;
-      n = filter_runs(mask, bit, taps, ic, chained, runs, n, values);
+      n = filter_runs(mask, bit, taps, ic, more, runs, n, values);
       set_runs(c, oc, heads[oc - begin], n - first);
     }
     conv_runs(c);

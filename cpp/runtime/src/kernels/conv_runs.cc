@@ -66,9 +66,7 @@ void set_heads(RunConv& c, int32_t oc_begin, int32_t oc_end, FilterHead* heads) 
   }
 }
 
-void set_runs(const RunConv& c, int32_t oc, FilterHead& h, int32_t runs) {
-  h.runs = runs;
-  if (runs > 0) return;
+void set_constant(const RunConv& c, int32_t oc, FilterHead& h) {
   const int32_t v = multiply_by_quantized_multiplier(c.folded_bias[oc], h.multiplier, h.shift);
   h.bias = clamp_i32(v + c.output_offset, c.act_min, c.act_max);
 }
@@ -95,11 +93,12 @@ class PixelCursor {
     advance(1);
     return p;
   }
-  // Whether the next four pixels lie on one output row with every window
-  // inside the image.
+  // Whether the next four pixels lie on one output row.
+  bool four_on_row() const { return x_ + 4 <= c_.ow; }
+  // Whether, besides, every window lies inside the image.
   bool four_inside() const {
     const Pixel p = peek();
-    return x_ + 4 <= c_.ow && p.y0 >= 0 && p.y0 + c_.kh <= c_.ih && p.x0 >= 0 &&
+    return four_on_row() && p.y0 >= 0 && p.y0 + c_.kh <= c_.ih && p.x0 >= 0 &&
            p.x0 + 3 * c_.stride_w + c_.kw <= c_.iw;
   }
   void advance(int32_t n) {  // n <= pixels left in the row
@@ -153,6 +152,16 @@ void run_groups(const RunConv& c) {
   // after the last for a partial vector's unpredicated window loads.
   const int32_t stride = (window + 15) & ~15;
   alignas(16) int8_t patch[4 * kRunConvMaxWindow + 16];
+#if defined(__ARM_FEATURE_MVE)
+  // A group on one output row whose windows reach into the padding is first
+  // copied, padding included, into a tile after the patch when it fits there
+  // (the group's kh rows, 3 * stride + kw taps wide); its windows then lie
+  // inside the tile and go into the patch as an inner group's do.
+  const int32_t span = 3 * c.stride_w + c.kw;
+  int8_t* const tile = patch + (kTail ? 4 * stride + 16 : 4 * window);
+  const bool tiles = tile + c.kh * span * c.ic <= patch + sizeof(patch);
+  const ptrdiff_t step = static_cast<ptrdiff_t>(c.stride_w) * c.ic;
+#endif
   const int64_t pixels = int64_t{c.batches} * c.oh * c.ow;
   PixelCursor cursor(c);
   for (int64_t n0 = 0; n0 < pixels; n0 += 4) {
@@ -160,15 +169,21 @@ void run_groups(const RunConv& c) {
     int8_t* out = c.output + n0 * c.out_channels;
     Pixel px{};
 #if defined(__ARM_FEATURE_MVE)
-    if (cursor.four_inside()) {
+    const bool inside = cursor.four_inside();
+    if (inside || (tiles && cursor.four_on_row())) {
       px = cursor.peek();
       cursor.advance(4);
       const int8_t* origin = px.image + (static_cast<ptrdiff_t>(px.y0) * c.iw + px.x0) * c.ic;
-      const ptrdiff_t step = static_cast<ptrdiff_t>(c.stride_w) * c.ic;
+      ptrdiff_t row = static_cast<ptrdiff_t>(c.iw) * c.ic;
+      if (!inside) {
+        copy_window(px.image, c.ih, c.iw, c.ic, px.y0, px.x0, c.kh, span, c.pad_value, tile);
+        origin = tile;
+        row = static_cast<ptrdiff_t>(span) * c.ic;
+      }
       if (kTail) {
-        helium::side_by_side_inner_row(c, origin, step, patch, stride);
+        helium::side_by_side_row_group(c, origin, row, step, patch, stride);
       } else {
-        helium::interleave_inner_row(c, origin, step, patch);
+        helium::interleave_row_group(c, origin, row, step, patch);
       }
     } else {
       // Spare lanes of the last group repeat its last pixel (computed, not stored).

@@ -91,9 +91,15 @@ RunConv run_conv_for(const OpContext& ctx, const dtmm_conv_params& p, int32_t kh
 // filter, and points c at filters [oc_begin, oc_end).
 void set_heads(RunConv& c, int32_t oc_begin, int32_t oc_end, FilterHead* heads);
 
+// Makes head h (of c's filter oc, which has no runs) hold its constant output.
+void set_constant(const RunConv& c, int32_t oc, FilterHead& h);
+
 // Gives head h (of c's filter oc) `runs` runs; a filter with none has a
 // constant output, which its bias then holds.
-void set_runs(const RunConv& c, int32_t oc, FilterHead& h, int32_t runs);
+inline void set_runs(const RunConv& c, int32_t oc, FilterHead& h, int32_t runs) {
+  h.runs = runs;
+  if (runs == 0) set_constant(c, oc, h);
+}
 
 }  // namespace dtmm
 

@@ -44,28 +44,20 @@ inline void fill_bytes(int8_t* dst, int8_t value, int32_t n) {
 // padding, so a border window runs through the same code as an inner one.
 inline void copy_window(const int8_t* image, int32_t ih, int32_t iw, int32_t channels, int32_t y0,
                         int32_t x0, int32_t kh, int32_t kw, int8_t zero_point, int8_t* dst) {
-  const int32_t row_bytes = kw * channels;
-  const bool row_inside = x0 >= 0 && x0 + kw <= iw;
+  // Each row: taps left of the image, taps inside it, taps right of it.
+  const int32_t left = x0 < 0 ? (-x0 < kw ? -x0 : kw) : 0;
+  const int32_t past = x0 + kw - iw, right = past > 0 ? (past < kw - left ? past : kw - left) : 0;
+  const int32_t row_bytes = kw * channels, inside = (kw - left - right) * channels;
   for (int32_t ky = 0; ky < kh; ++ky, dst += row_bytes) {
     const int32_t iy = y0 + ky;
     if (iy < 0 || iy >= ih) {
       fill_bytes(dst, zero_point, row_bytes);
       continue;
     }
-    const ptrdiff_t row = static_cast<ptrdiff_t>(iy) * iw;
-    if (row_inside) {  // the window row is contiguous in the image
-      copy_bytes(dst, image + (row + x0) * channels, row_bytes);
-      continue;
-    }
-    for (int32_t kx = 0; kx < kw; ++kx) {
-      const int32_t ix = x0 + kx;
-      int8_t* tap = dst + kx * channels;
-      if (ix < 0 || ix >= iw) {
-        fill_bytes(tap, zero_point, channels);
-      } else {
-        copy_bytes(tap, image + (row + ix) * channels, channels);
-      }
-    }
+    fill_bytes(dst, zero_point, left * channels);
+    copy_bytes(dst + left * channels,
+               image + (static_cast<ptrdiff_t>(iy) * iw + x0 + left) * channels, inside);
+    fill_bytes(dst + left * channels + inside, zero_point, right * channels);
   }
 }
 
