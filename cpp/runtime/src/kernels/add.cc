@@ -64,16 +64,18 @@ void eval_add(const OpContext& ctx) {
   const int8_t* a = ctx.in_data<int8_t>(0);
   const int8_t* b = ctx.in_data<int8_t>(1);
   int8_t* y = ctx.out_data<int8_t>();
-  const int64_t n = static_cast<int64_t>(num_elements(ctx.out()));
-  const bool same = same_shape(ctx.in(0), ctx.out()) && same_shape(ctx.in(1), ctx.out());
   int64_t done = 0;  // elements a vector path has already computed
-  if (!ctx.model->reference_kernels && same) {
+#if defined(__ARM_FEATURE_MVE) || DTMM_X86_SIMD
+  if (!ctx.model->reference_kernels && same_shape(ctx.in(0), ctx.out()) &&
+      same_shape(ctx.in(1), ctx.out())) {
+    const int64_t n = static_cast<int64_t>(num_elements(ctx.out()));
 #if defined(__ARM_FEATURE_MVE)
     done = helium::add_same_shape(p, a, b, y, n);
-#elif DTMM_X86_SIMD
+#else
     if (avx2::cpu_has_avx2()) done = add_same_shape_avx2(p, a, b, y, n);
 #endif
   }
+#endif
   // (x - zp) fits in 9 bits; shifted left by at most 20 it stays below 2^29.
   const auto add_one = [&](int64_t i, int64_t ia, int64_t ib) {
     const int32_t sa = (a[ia] + p.input1_offset) * (1 << p.left_shift);
