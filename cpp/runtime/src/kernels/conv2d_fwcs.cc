@@ -79,8 +79,8 @@ namespace {
 constexpr int32_t kMaxRuns = 5 * kRunConvChunk;
 }  // namespace
 
-// Bits [bit, bit + n) of the mask, n <= 24, first tap in bit 0; reads only
-// the bytes that hold them.
+// Bits [bit, bit + n) of the mask, n <= 25, first tap in bit 0; reads only
+// the (at most four) bytes that hold them.
 static uint32_t mask_bits(const uint8_t* mask, uint32_t bit, int32_t n) {
   const uint8_t* byte = mask + (bit >> 3);
   const int32_t skip = static_cast<int32_t>(bit & 7);
@@ -89,38 +89,38 @@ static uint32_t mask_bits(const uint8_t* mask, uint32_t bit, int32_t n) {
   return (word >> skip) & ((1u << n) - 1);
 }
 
-// Appends the runs of one filter's taps to runs[n...]: each stretch of set
-// bits is found with count-trailing-zeros, not bit by bit (the bitwise decode
-// was a twentieth of a sparse 3x3 layer's instructions on the M55). Every
-// run but the filter's last carries `more` (kRunContinues where the runs are
-// chained, else 0). Returns the new n and advances `values` past the kept taps.
+// Appends the runs of one filter's taps to runs[n...]. Up to 5x5 taps, each
+// stretch of set bits is found with count-trailing-zeros (the bitwise decode
+// was a twentieth of a sparse 3x3 layer's instructions on the M55); larger
+// windows go bit by bit. Every run but the filter's last carries `more`
+// (kRunContinues where the runs are chained, else 0). Returns the new n and
+// advances `values` past the kept taps.
 static int32_t filter_runs(const uint8_t* mask, uint32_t bit, int32_t taps, int32_t ic,
                            uint16_t more, ConvRun* runs, int32_t n, const int8_t*& values) {
   const int32_t first = n;
-  int32_t kept = 0;
-  bool open = false;  // the last run reaches the end of its piece
-  for (int32_t t0 = 0; t0 < taps; t0 += 24) {
-    const int32_t width = taps - t0 < 24 ? taps - t0 : 24;
-    uint32_t m = mask_bits(mask, bit + static_cast<uint32_t>(t0), width);
-    const bool carry = open;
-    open = false;
-    while (m != 0) {
+  if (taps <= 25) {
+    for (uint32_t m = mask_bits(mask, bit, taps); m != 0;) {
       const int32_t start = __builtin_ctz(m);
       const int32_t len = __builtin_ctz(~(m >> start));
       m &= m + (m & (0u - m));  // clears the lowest run of set bits
-      kept += len;
-      const uint16_t bytes = static_cast<uint16_t>(len * ic);
-      if (carry && start == 0) {
-        runs[n - 1].length = static_cast<uint16_t>(runs[n - 1].length + bytes);
-      } else {
-        runs[n++] =
-            ConvRun{static_cast<uint16_t>((t0 + start) * ic), static_cast<uint16_t>(bytes | more)};
+      runs[n++] =
+          ConvRun{static_cast<uint16_t>(start * ic), static_cast<uint16_t>((len * ic) | more)};
+      values += len * ic;
+    }
+  } else {
+    bool extend = false;
+    for (int32_t t = 0; t < taps; ++t, ++bit) {
+      const bool kept = (mask[bit >> 3] >> (bit & 7)) & 1u;
+      if (kept && extend) {
+        runs[n - 1].length = static_cast<uint16_t>(runs[n - 1].length + ic);
+      } else if (kept) {
+        runs[n++] = ConvRun{static_cast<uint16_t>(t * ic), static_cast<uint16_t>(ic | more)};
       }
-      open = start + len == width;
+      if (kept) values += ic;
+      extend = kept;
     }
   }
   if (n > first) runs[n - 1].length = static_cast<uint16_t>(runs[n - 1].length & ~more);
-  values += kept * ic;
   return n;
 }
 
