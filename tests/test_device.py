@@ -142,8 +142,8 @@ def test_random_softmax_on_m55(case):
 # The device convolution's edge cases, deterministically: C_in below, at and
 # between multiples of 16 (interleaved and side-by-side windows), 1x1 to 5x5,
 # stride 2, output widths that leave a partial group of four pixels, every
-# density from dense to fully pruned, and windows over 1 KB (the reference
-# loop on the M55).
+# density from dense to fully pruned, 7x7 windows (masks decoded bit by bit),
+# and windows over 1 KB (the reference loop on the M55).
 RUN_CONV_CASES = [
     # (out_h, out_w, c_in, c_out, k, stride)
     (5, 7, 3, 8, 3, 1),
@@ -153,6 +153,8 @@ RUN_CONV_CASES = [
     (4, 4, 64, 12, 1, 1),
     (3, 6, 8, 4, 5, 2),
     (2, 3, 130, 4, 3, 1),
+    (3, 4, 16, 6, 7, 1),
+    (4, 8, 32, 8, 3, 1),
 ]
 
 
