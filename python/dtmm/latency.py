@@ -47,7 +47,7 @@ FEATURES: dict[str, tuple[str, ...]] = {
         "patch_bytes",
     ),
     "CONV_2D_1x1": ("one", "pixels", "outputs", "tail_outputs", "vector_dots", "patch_bytes"),
-    "CONV_2D_FWCS": _FWCS_FEATURES + ("live_outputs", "mask_bits"),
+    "CONV_2D_FWCS": _FWCS_FEATURES + ("live_outputs", "mask_bits", "kept_runs"),
     "CONV_2D_FWCS_1x1": _FWCS_FEATURES,
     "DEPTHWISE_CONV_2D": ("one", "pixels", "outputs", "macs"),
     "AVERAGE_POOL_2D": ("one", "outputs", "macs"),
@@ -78,23 +78,31 @@ class LayerShape:
     block: int = 16
     live: int | None = None  # filters with a kept filterlet (None: expected
     # for kept filterlets spread at random)
+    runs: int | None = None  # stretches of consecutive kept taps, over all
+    # filters (None: expected for kept filterlets spread at random)
+    left_shift: bool = False  # some channel's requantization scale is >= 0.5
 
     def features(self) -> np.ndarray:
         pixels = self.out_h * self.out_w
         outputs = pixels * self.c_out
         taps = self.kh * self.kw
         vec = -(-self.c_in // 16)
+        density = self.kept / max(1, self.c_out * taps)
         live = self.live
         if live is None:
-            density = self.kept / max(1, self.c_out * taps)
             live = self.c_out * (1.0 - (1.0 - density) ** taps)
+        cxx = self.c_in % 16 != 0 or self.left_shift
+        runs = self.runs
+        if runs is None:  # a run starts at every kept tap whose predecessor is pruned
+            runs = self.c_out * (density + (taps - 1) * density * (1.0 - density))
         values = {
             "one": 1.0,
             "pixels": pixels,
             "outputs": outputs,
             "elements": outputs,
-            # C_in off a multiple of 16: the device's C++ filter loop, not the assembly one
-            "tail_outputs": outputs * (self.c_in % 16 != 0),
+            # the device's C++ filter loop, not the assembly one: C_in off a
+            # multiple of 16, or a requantization that shifts left
+            "tail_outputs": outputs * cxx,
             "in_elements": self.in_elements,
             "macs": outputs * taps,
             # the device copies each pixel's window once per chunk of filters
@@ -105,7 +113,9 @@ class LayerShape:
             "kept_taps": pixels * self.kept,
             # the device stores an empty filter's constant without requantizing
             "live_outputs": pixels * live,
-            "kept_tails": pixels * self.kept * (self.c_in % 16 != 0),
+            # each run of a filter has its own loop set-up on the device
+            "kept_runs": pixels * runs,
+            "kept_tails": pixels * self.kept * cxx,
             # bits of the filterlet (block) mask the kernel scans
             "mask_bits": outputs * taps
             if self.kh * self.kw > 1
@@ -142,6 +152,11 @@ def layer_shape(
         kind = conv_kind(w.data, sparse)
         kept_taps = (w.data != 0).any(axis=3)
         live = int(kept_taps.any(axis=(1, 2)).sum())
+        flat = kept_taps.reshape(len(kept_taps), -1)
+        # the runtime's multiplier is m = q * 2^shift, q in [0.5, 1): shift >= 0
+        # from m >= 0.5 (and for m == 0)
+        m = float(x.scale[0]) * w.scale.astype(np.float64) / float(y.scale[0])
+        runs = int(flat[:, 0].sum() + (flat[:, 1:] & ~flat[:, :-1]).sum())
         return LayerShape(
             kind,
             n_in,
@@ -153,6 +168,8 @@ def layer_shape(
             w.shape[2],
             int(kept_taps.sum()),
             live=live,
+            runs=runs,
+            left_shift=bool(np.any((m >= 0.5) | (m == 0))),
         )
     if op.type == "FULLY_CONNECTED":
         w = model.tensors[op.inputs[1]]
@@ -258,7 +275,8 @@ def _exact_keep(shape: tuple[int, ...], density: float, rng: np.random.Generator
 
 def random_layer(kind: str, shape: LayerShape, density: float, rng: np.random.Generator) -> Model:
     """A one-op int8 model of ``kind`` whose conv/FC weights keep ``density``
-    of their filterlets (blocks), for measuring kernels."""
+    of their filterlets (blocks), for measuring kernels (with ``shape.left_shift``,
+    a conv whose requantization shifts some channels left)."""
     oh, ow, ci, co, kh, kw = shape.out_h, shape.out_w, shape.c_in, shape.c_out, shape.kh, shape.kw
     stride = max(1, round(np.sqrt(shape.in_elements / max(oh * ow * ci, 1))))
     h, w = oh * stride, ow * stride
@@ -290,7 +308,8 @@ def random_layer(kind: str, shape: LayerShape, density: float, rng: np.random.Ge
             0,
             rng.integers(-1000, 1000, co).astype(np.int32),
         )
-        tensors["y"] = _quantized("y", (1, oh, ow, co), 0.5, 3)
+        # a small output scale makes some channels' requantization shift left
+        tensors["y"] = _quantized("y", (1, oh, ow, co), 6e-4 if shape.left_shift else 0.5, 3)
         opts: dict[str, Any] = {
             "stride": (stride, stride),
             "dilation": (1, 1),
@@ -382,6 +401,12 @@ def measurement_grid(rng: np.random.Generator) -> list[tuple[str, LayerShape, fl
         points.append(("CONV_2D_1x1", shape, 1.0, "never"))
         for density in (1.0, 0.5, 0.2):
             points.append(("CONV_2D_FWCS_1x1", shape, density, "always"))
+    for _ in range(8):  # requantizations with left shifts take the C++ loop
+        hw, ci, co = int(rng.choice((8, 16, 32))), int(rng.choice((16, 32, 64))), 32
+        shape = LayerShape("CONV_2D", hw * hw * ci, hw, hw, ci, co, 3, 3, left_shift=True)
+        points.append(("CONV_2D", shape, 1.0, "never"))
+        for density in (1.0, 0.5, 0.2):
+            points.append(("CONV_2D_FWCS", shape, density, "always"))
     for _ in range(12):
         hw, c = int(rng.choice((6, 12, 24, 48))), int(rng.choice((8, 16, 32, 64, 128)))
         stride = int(rng.choice((1, 2)))
