@@ -121,13 +121,27 @@ def filterlets(
 
 
 def filters(model: Model, sparsity: Sparsity, criterion: str = "l2") -> Model:
-    """Remove whole output channels (the structured baseline) of CONV_2D layers."""
+    """Remove whole output channels (the structured baseline) of CONV_2D
+    layers: weights and bias, so that the compiler removes each such channel
+    outright wherever that is exact (as for the scheduler's filter options
+    and ``dtmm.torch`` filter pruning)."""
 
     def select(w: Tensor, fraction: float) -> np.ndarray:
         scores = _norm(_real_weights(w), criterion, axis=(1, 2, 3))
         return _prune_lowest(scores, fraction)[:, None, None, None]
 
-    return _apply(model, sparsity, ("CONV_2D",), select)
+    out = _apply(model, sparsity, ("CONV_2D",), select)
+    for op in out.ops:
+        if op.type != "CONV_2D" or not _layer_sparsity(sparsity, op) or len(op.inputs) < 3:
+            continue
+        if op.inputs[2] is None:
+            continue
+        w, b = out.tensors[op.inputs[1]], out.tensors[op.inputs[2]]
+        if w.data is None or b.data is None:
+            continue
+        gone = ~w.data.reshape(len(w.data), -1).any(axis=1)
+        b.data = np.where(gone, 0, b.data).astype(b.data.dtype)
+    return out
 
 
 def weights(model: Model, sparsity: Sparsity) -> Model:
