@@ -122,5 +122,11 @@ def test_float_onnx_becomes_a_trainable_module_with_the_same_function():
     ref = np.concatenate([session.run(None, {name: x[i : i + 1]})[0] for i in range(6)])
     with torch.no_grad():
         np.testing.assert_allclose(net(torch.from_numpy(x)).numpy(), ref, atol=1e-5)
+        # every intermediate, by its ONNX name: ORT gives the same for a block output
+        acts = net.activations(torch.from_numpy(x))
+    add = next(n for n in __import__("onnx").load(path).graph.node if n.op_type == "Add")
+    assert session.get_outputs()[0].name in acts
+    torch.testing.assert_close(acts[add.output[0]], acts[add.input[0]] + acts[add.input[1]])
+    assert acts[add.output[0]].shape == (6, 16, 32, 32)  # the first residual block's output
     pruner = Pruner(net, filterlets=0.5)
     assert len(pruner.layers) == 9  # every conv of ResNet-8 is prunable

@@ -326,6 +326,11 @@ class OnnxModule(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activations(x)[self.output_name]
+
+    def activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every tensor of the graph for input ``x``, by its ONNX name (for
+        distillation from intermediate outputs)."""
         env = {self.input_name: x}
         F = nn.functional
         for key, op, ins, out, attrs, shape in self.nodes:
@@ -363,7 +368,7 @@ class OnnxModule(nn.Module):
             else:  # Identity
                 y = a
             env[out] = y
-        return env[self.output_name]
+        return env
 
 
 _FLOAT_OPS = (

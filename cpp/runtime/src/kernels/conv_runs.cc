@@ -158,8 +158,9 @@ void run_groups(const RunConv& c) {
   // (the group's kh rows, 3 * stride + kw taps wide); its windows then lie
   // inside the tile and go into the patch as an inner group's do.
   const int32_t span = 3 * c.stride_w + c.kw;
-  int8_t* const tile = patch + (kTail ? 4 * stride + 16 : 4 * window);
-  const bool tiles = tile + c.kh * span * c.ic <= patch + sizeof(patch);
+  const int32_t tile_at = kTail ? 4 * stride + 16 : 4 * window;
+  int8_t* const tile = patch + tile_at;
+  const bool tiles = tile_at + c.kh * span * c.ic <= static_cast<int32_t>(sizeof(patch));
   const ptrdiff_t step = static_cast<ptrdiff_t>(c.stride_w) * c.ic;
 #endif
   const int64_t pixels = int64_t{c.batches} * c.oh * c.ow;
