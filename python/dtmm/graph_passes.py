@@ -77,9 +77,6 @@ def dead_filter_value(model: Model, op: Op, channel: int) -> int:
 def remove_dead_filters(model: Model) -> Model:
     """Physically remove CONV_2D output channels whose weights are all zero,
     with the matching input channels of their consumers, where that is exact.
-    Channels whose bias is not zero either (filters that lost every filterlet
-    rather than pruned filters) are removed only as far as that leaves a
-    multiple of 16 channels, or when the width was none to begin with.
 
     A dead channel outputs a constant c. A consuming CONV_2D can drop that
     input channel exactly when c equals its input zero point (the channel
@@ -139,20 +136,6 @@ def remove_dead_filters(model: Model) -> Model:
                     break
             if ok:
                 removable.append((c, value))
-        # A filter whose bias is zero too was pruned as a filter: it goes. One
-        # that merely lost every filterlet goes only while the width stays a
-        # multiple of 16 (or becomes one): vector kernels take input channels 16
-        # at a time, and on the M55 a consumer whose C_in is off a multiple of
-        # 16 runs a C++ loop about 1.5x slower, for a few bytes saved.
-        has_bias = len(op.inputs) > 2 and op.inputs[2] is not None
-        bias = model.tensors[op.inputs[2]].data if has_bias else None
-        pruned = [r for r in removable if bias is None or bias[r[0]] == 0]
-        emptied = [r for r in removable if bias is not None and bias[r[0]] != 0]
-        width = w.shape[0] - len(pruned)
-        rounded = -(-(width - len(emptied)) // 16) * 16
-        if rounded <= width:
-            emptied = emptied[: width - rounded]
-        removable = sorted(pruned + emptied)
         if not removable:
             continue
         if out is None:

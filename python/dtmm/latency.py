@@ -247,9 +247,14 @@ def predict(
     fc_block: int = 16,
     target: str = DEFAULT_TARGET,
 ) -> list[LayerLatency]:
-    """Predicted instructions per op of ``model`` compiled with ``sparse``."""
+    """Predicted instructions per op of ``model`` compiled with ``sparse``
+    (after the compiler's own rewrites: a consumer of removed dead filters
+    is priced with the input channels it keeps)."""
+    from .graph_passes import fold_constants, remove_dead_filters
+
     lm = load(target)
     rows = []
+    model = remove_dead_filters(fold_constants(model))
     for op in model.ops:
         shape = layer_shape(model, op, sparse, fc_block)
         rows.append(LayerLatency(op.name, shape.kind, lm.predict_layer(shape)))
