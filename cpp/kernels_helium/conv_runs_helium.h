@@ -211,12 +211,13 @@ __attribute__((always_inline)) inline void mac_side_by_side(const int8_t*& w, co
 
 // The whole filter loop over interleaved windows in assembly. Per filter and
 // pixel group, the bookkeeping is what a sparse filter cannot shed, so it is
-// kept to 23 instructions, and 6 per run (GCC 12 spilled the loop's pointers
-// around the MAC loops and took about 35). A head is read with two LDRDs (bias and runs,
-// then multiplier and shift); the four sums enter one vector with a VDUP and
-// three VMOVs (the two-lane VMOV would save two, but as assembled by GNU as
-// and run under QEMU it gave wrong outputs in either register order; not
-// investigated further). Every shift must be a right shift (c.right_shifts).
+// kept to 23 instructions, and 6 per run (GCC 12 spilled the loop's
+// pointers around the MAC loops and took about 35). A head is read with two
+// LDRDs (bias and runs, then multiplier and shift); the four sums enter one
+// vector with a VDUP and three VMOVs (the two-lane VMOV would save two, but
+// as assembled by GNU as and run under QEMU it gave wrong outputs in either
+// register order; not investigated further). Every shift must be a right
+// shift (c.right_shifts).
 
 // A filter's head: its bias into the four sums. A filter without runs holds
 // its constant output in place of the bias (set_runs), which is stored as it
