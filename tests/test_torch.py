@@ -108,7 +108,7 @@ def test_export_import_keeps_the_sparsity_and_the_function(tmp_path):
     assert (ours.argmax(1) == ref.argmax(1)).mean() >= 0.8
 
 
-def test_float_onnx_becomes_a_trainable_module_with_the_same_function():
+def test_float_onnx_becomes_a_trainable_module_with_the_same_function(tmp_path):
     from dtmm.torch import from_onnx
 
     from conftest import data_path
@@ -122,11 +122,21 @@ def test_float_onnx_becomes_a_trainable_module_with_the_same_function():
     ref = np.concatenate([session.run(None, {name: x[i : i + 1]})[0] for i in range(6)])
     with torch.no_grad():
         np.testing.assert_allclose(net(torch.from_numpy(x)).numpy(), ref, atol=1e-5)
-        # every intermediate, by its ONNX name: ORT gives the same for a block output
+        # every intermediate, by its ONNX name
         acts = net.activations(torch.from_numpy(x))
-    add = next(n for n in __import__("onnx").load(path).graph.node if n.op_type == "Add")
+    onnx = __import__("onnx")
+    add = next(n for n in onnx.load(path).graph.node if n.op_type == "Add")
     assert session.get_outputs()[0].name in acts
     torch.testing.assert_close(acts[add.output[0]], acts[add.input[0]] + acts[add.input[1]])
     assert acts[add.output[0]].shape == (6, 16, 32, 32)  # the first residual block's output
     pruner = Pruner(net, filterlets=0.5)
     assert len(pruner.layers) == 9  # every conv of ResNet-8 is prunable
+    # Exported again, only the convs with uneven pads (TF's SAME at stride 2)
+    # need a Pad node: the others keep their padding inside the Conv.
+    uneven = 0
+    for node in onnx.load(path).graph.node:
+        pads = next((list(a.ints) for a in node.attribute if a.name == "pads"), [0, 0, 0, 0])
+        uneven += node.op_type == "Conv" and pads[:2] != pads[2:]
+    out = str(tmp_path / "again.onnx")
+    pruner.export_onnx(out, torch.from_numpy(x[:1]))
+    assert sum(n.op_type == "Pad" for n in onnx.load(out).graph.node) == uneven == 2

@@ -291,6 +291,11 @@ class OnnxModule(nn.Module):
             if node.op_type == "Conv":
                 w = self.inits[node.input[1]]
                 b = self.inits[node.input[2]] if len(node.input) > 2 and node.input[2] else None
+                pads = list(attrs.get("pads", [0, 0, 0, 0]))
+                # symmetric pads stay in the conv, so an exported module has no Pad nodes
+                inner = (pads[0], pads[1]) if pads[:2] == pads[2:] else (0, 0)
+                if inner != (0, 0):
+                    pads = [0, 0, 0, 0]
                 conv = nn.Conv2d(
                     w.shape[1] * attrs.get("group", 1),
                     w.shape[0],
@@ -299,6 +304,7 @@ class OnnxModule(nn.Module):
                     dilation=tuple(attrs.get("dilations", (1, 1))),
                     groups=attrs.get("group", 1),
                     bias=b is not None,
+                    padding=inner,
                 )
                 conv.weight.data = torch.from_numpy(w.copy())
                 if b is not None:
@@ -306,7 +312,7 @@ class OnnxModule(nn.Module):
                 auto = attrs.get("auto_pad", b"NOTSET")
                 if auto not in (b"NOTSET", "NOTSET", b"VALID", "VALID"):
                     raise ValueError(f"Conv {node.name}: auto_pad={auto!r} is not supported")
-                self.layers[key] = _PaddedConv(conv, list(attrs.get("pads", [0, 0, 0, 0])))
+                self.layers[key] = _PaddedConv(conv, pads)
             elif node.op_type in ("Gemm", "MatMul"):
                 w = self.inits[node.input[1]]
                 if node.op_type == "MatMul" or not attrs.get("transB", 0):
