@@ -373,8 +373,6 @@ def resnet8_distill(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp())
     dense = dtmm.load(onnx_path, calibration=cal_nchw)
     dense_blob = dtmm.compile(dense)
-    dense_acc = evaluate(dense_blob, x[n_cal:], y[n_cal:])
-    log(f"dense int8 (quantized from float) on images {n_cal}..199: {dense_acc:.1%}")
     teacher = from_onnx(str(onnx_path)).eval()
     blocks = [n[3] for n in teacher.nodes if n[1] == "Add"]
     rng = np.random.default_rng(0)
@@ -391,29 +389,29 @@ def resnet8_distill(args: argparse.Namespace) -> None:
         out = lam * out + (1 - lam) * out[rng.permutation(size)]
         return torch.from_numpy(out)
 
-    rows = [
-        dict(
-            method="dense",
-            sparsity=0.0,
-            accuracy=dense_acc,
-            blob=len(dense_blob),
-            arena=dtmm.Runtime(dense_blob).arena_size,
+    def row(method: str, sparsity: float, blob: bytes, ratios: str) -> dict:
+        return dict(
+            method=method,
+            sparsity=sparsity,
+            accuracy=evaluate(blob, x[n_cal:], y[n_cal:]),
+            blob=len(blob),
+            arena=dtmm.Runtime(blob).arena_size,
             instructions=None,
-            ratios="quantized from the float ONNX",
+            ratios=ratios,
         )
-    ]
+
+    rows = [row("dense", 0.0, dense_blob, "quantized from the float ONNX")]
+    dense_acc = rows[0]["accuracy"]
+    log(f"dense int8 (quantized from float) on images {n_cal}..199: {dense_acc:.1%}")
     for s in args.sparsities:
         pruned = dtmm.prune.filterlets(dense, s, criterion="activation", calibration=x[:n_cal])
         blob = dtmm.compile(pruned)
         rows.append(
-            dict(
-                method="dtmm activation-aware (OBS + refit)",
-                sparsity=s,
-                accuracy=evaluate(blob, x[n_cal:], y[n_cal:]),
-                blob=len(blob),
-                arena=dtmm.Runtime(blob).arena_size,
-                instructions=None,
-                ratios=f"{s:.0%} of filterlets in every conv",
+            row(
+                "dtmm activation-aware (OBS + refit)",
+                s,
+                blob,
+                f"{s:.0%} of filterlets in every conv",
             )
         )
         log(f"  {s:.0%} before distillation: {rows[-1]['accuracy']:.1%}")
@@ -449,17 +447,8 @@ def resnet8_distill(args: argparse.Namespace) -> None:
             student, (torch.from_numpy(cal_nchw[:1]),), str(path), dynamo=False, opset_version=17
         )
         blob = dtmm.compile(dtmm.load(path, calibration=cal_nchw))
-        rows.append(
-            dict(
-                method="dtmm OBS + refit, then distillation",
-                sparsity=s,
-                accuracy=evaluate(blob, x[n_cal:], y[n_cal:]),
-                blob=len(blob),
-                arena=dtmm.Runtime(blob).arena_size,
-                instructions=None,
-                ratios=f"{args.steps} steps of 64 augmented calibration images",
-            )
-        )
+        steps = f"{args.steps} steps of 64 augmented calibration images"
+        rows.append(row("dtmm OBS + refit, then distillation", s, blob, steps))
         log(f"  -> {rows[-1]} (dense {dense_acc:.1%})")
     report(rows, "resnet8_distill", budget_key="sparsity")
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _core
 from .errors import ModelError, UnsupportedOpError
-from .graph_passes import fold_constants, remove_dead_filters
+from .graph_passes import as_compiled
 from .ir import Model, Op, Tensor
 from .memory import plan_memory
 from .sparse_formats import block_encode, csr_encode, fwcs_encode
@@ -63,7 +63,7 @@ def compile(  # noqa: A001 - the public name
         raise KeyError(f"sparse= names {unknown[0]!r}, which is not an op of the model")
     if fc_block < 1:
         raise ValueError(f"fc_block must be >= 1, got {fc_block}")
-    model = remove_dead_filters(fold_constants(model))
+    model = as_compiled(model)
     plan = plan_memory(model)
     builder = _core.BlobBuilder(debug_info)
     index: dict[str, int] = {}

@@ -198,3 +198,9 @@ def _drop_channels(model: Model, op_name: str, removable: list[tuple[int, int]])
     y = model.tensors[y_name]
     y.shape = y.shape[:-1] + (int(keep.sum()),)
     return model
+
+
+def as_compiled(model: Model) -> Model:
+    """``model`` with the rewrites :func:`dtmm.compile` applies before lowering
+    (what the memory planner and the latency model must see too)."""
+    return remove_dead_filters(fold_constants(model))

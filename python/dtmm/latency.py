@@ -250,11 +250,11 @@ def predict(
     """Predicted instructions per op of ``model`` compiled with ``sparse``
     (after the compiler's own rewrites: a consumer of removed dead filters
     is priced with the input channels it keeps)."""
-    from .graph_passes import fold_constants, remove_dead_filters
+    from .graph_passes import as_compiled
 
     lm = load(target)
     rows = []
-    model = remove_dead_filters(fold_constants(model))
+    model = as_compiled(model)
     for op in model.ops:
         shape = layer_shape(model, op, sparse, fc_block)
         rows.append(LayerLatency(op.name, shape.kind, lm.predict_layer(shape)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .graph_passes import fold_constants, remove_dead_filters
+from .graph_passes import as_compiled
 from .ir import Model
 
 ALIGN = 16  # every activation starts on a 16-byte boundary (vector loads)
@@ -47,7 +47,7 @@ def alias_roots(model: Model) -> dict[str, str]:
 
 def plan_memory(model: Model) -> MemoryPlan:
     """Plan the arena for ``model`` as :func:`dtmm.compile` will lay it out."""
-    model = remove_dead_filters(fold_constants(model))
+    model = as_compiled(model)
     roots = alias_roots(model)
     n = len(model.ops)
     start: dict[str, int] = {}
