@@ -122,6 +122,46 @@ def test_accuracy_objective_returns_the_least_lossy_schedule_that_fits(digits_cn
         dtmm.schedule(model, calibration=x_cal, objective="size")
 
 
+def test_layer_adaptive_schedule_prunes_the_least_that_fits(digits_cnn):
+    model, x_cal, y_cal, _, _ = digits_cnn
+    flash = int(0.5 * len(dtmm.compile(model)))
+    result = dtmm.schedule(
+        model,
+        flash=flash,
+        calibration=(x_cal, y_cal),
+        criterion="l2",
+        objective="accuracy",
+        method="layer-adaptive",
+        progress=False,
+    )
+    report = result.report
+    assert report.method == "layer-adaptive"
+    assert len(dtmm.compile(result.model)) == report.blob_bytes <= flash
+    sizes = {}
+    for r in report.layers:
+        op = next(o for o in result.model.ops if o.name == r.name)
+        dead = ~(result.model.tensors[op.inputs[1]].data != 0).any(axis=3)
+        assert r.filters == 0.0 and r.filterlets == dead.sum() / dead.size
+        sizes[r.name] = dead.size
+    removed = round(sum(r.filterlets * sizes[r.name] for r in report.layers))
+    total = sum(sizes.values())
+    assert report.layers[0].filterlets != report.layers[-1].filterlets  # not uniform
+    # one filterlet less does not fit
+    fewer = dtmm.prune.filterlets(model, (removed - 1) / total, allocation="layer-adaptive")
+    assert len(dtmm.compile(fewer)) > flash
+    with pytest.raises(dtmm.BudgetError, match=r"SRAM: .* prunes filterlets only"):
+        dtmm.schedule(
+            model,
+            sram=100,
+            calibration=(x_cal, y_cal),
+            objective="accuracy",
+            method="layer-adaptive",
+            progress=False,
+        )
+    with pytest.raises(ValueError, match="'greedy' or 'layer-adaptive'"):
+        dtmm.schedule(model, calibration=x_cal, objective="accuracy", method="dp")
+
+
 def test_unreachable_budgets_say_which_and_by_how_much(resnet8):
     model, x = resnet8
     with pytest.raises(dtmm.BudgetError, match=r"flash: .* B over the 1,000 B budget"):

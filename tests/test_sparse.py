@@ -147,6 +147,45 @@ def test_filterlet_pruning_removes_exact_fraction_per_layer():
     )
 
 
+def test_layer_adaptive_allocation_removes_the_lowest_lamp_scores_model_wide():
+    m = dtmm.load(data_path("models", "resnet8", "resnet8_int8.tflite"))
+    convs = [op for op in m.ops if op.type == "CONV_2D"]
+    # LAMP scores from the definition, filterlet by filterlet
+    scores = {}
+    for op in convs:
+        w = m.tensors[op.inputs[1]]
+        real = w.data.astype(np.float64) * w.scale.astype(np.float64)[:, None, None, None]
+        norms = (real**2).sum(axis=3).ravel()
+        scores[op.name] = [n / norms[norms >= n].sum() for n in norms]
+    total = sum(len(v) for v in scores.values())
+    every = sorted(x for v in scores.values() for x in v)
+    for sparsity in (0.3, 0.95):
+        ratios = dtmm.prune.layer_adaptive(m, sparsity)
+        assert set(ratios) == {op.name for op in convs}
+        removed = {n: round(r * len(scores[n])) for n, r in ratios.items()}
+        assert sum(removed.values()) == round(sparsity * total)
+        cut = every[round(sparsity * total) - 1]
+        for name, sc in scores.items():
+            assert removed[name] == sum(x <= cut for x in sc)
+            assert removed[name] < len(sc)  # no layer emptied
+        pruned = dtmm.prune.filterlets(m, sparsity, allocation="layer-adaptive")
+        for op in pruned.ops:
+            if op.type == "CONV_2D":
+                dead = ~np.any(pruned.tensors[op.inputs[1]].data != 0, axis=3)
+                assert dead.sum() == removed[op.name]
+    # the 1x1 shortcut with the fewest filterlets (32) keeps more than a
+    # uniform 30% would leave, the 64-channel 3x3 convs lose more
+    ratios = dtmm.prune.layer_adaptive(m, 0.3)
+    fewest = min(convs, key=lambda op: len(scores[op.name]))
+    assert ratios[fewest.name] < 0.3 < ratios[convs[-2].name]
+    with pytest.raises(ValueError, match="one model-wide sparsity"):
+        dtmm.prune.filterlets(m, {convs[0].name: 0.5}, allocation="layer-adaptive")
+    with pytest.raises(ValueError, match="allocation must be"):
+        dtmm.prune.filterlets(m, 0.5, allocation="global")
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        dtmm.prune.layer_adaptive(m, -0.1)
+
+
 def test_per_layer_pruning_and_unknown_layer():
     m = dtmm.load(demo.bundled_model())
     name = m.ops[0].name

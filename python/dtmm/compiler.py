@@ -16,7 +16,7 @@ from . import _core
 from .errors import ModelError, UnsupportedOpError
 from .graph_passes import as_compiled
 from .ir import Model, Op, Tensor
-from .memory import plan_memory
+from .memory import plan_compiled
 from .sparse_formats import block_encode, csr_encode, fwcs_encode
 from .sparsity_choice import MODES, choose_conv, choose_fc, layer_mode
 
@@ -64,7 +64,7 @@ def compile(  # noqa: A001 - the public name
     if fc_block < 1:
         raise ValueError(f"fc_block must be >= 1, got {fc_block}")
     model = as_compiled(model)
-    plan = plan_memory(model)
+    plan = plan_compiled(model)
     builder = _core.BlobBuilder(debug_info)
     index: dict[str, int] = {}
 

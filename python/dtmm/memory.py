@@ -47,7 +47,12 @@ def alias_roots(model: Model) -> dict[str, str]:
 
 def plan_memory(model: Model) -> MemoryPlan:
     """Plan the arena for ``model`` as :func:`dtmm.compile` will lay it out."""
-    model = as_compiled(model)
+    return plan_compiled(as_compiled(model))
+
+
+def plan_compiled(model: Model) -> MemoryPlan:
+    """The arena plan of a model the compiler's rewrites have already been
+    applied to (:func:`dtmm.graph_passes.as_compiled`)."""
     roots = alias_roots(model)
     n = len(model.ops)
     start: dict[str, int] = {}

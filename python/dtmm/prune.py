@@ -88,12 +88,51 @@ def _apply(
     return out
 
 
+def layer_adaptive(model: Model, sparsity: float) -> dict[str, float]:
+    """Per-layer filterlet fractions that together remove ``sparsity`` of all
+    the filterlets of the model's CONV_2D layers, spread by layer-adaptive
+    magnitude (LAMP, Lee et al., ICLR 2021, with filterlets as units): a
+    filterlet's score is its squared norm over the sum of the squared norms
+    of the filterlets of its layer that are at least as large, and the lowest
+    scores go first, model-wide. A layer's largest filterlet scores 1, so no
+    layer is emptied; a layer of few filterlets, each carrying much of it,
+    keeps more of them than a uniform fraction would leave, and a layer
+    whose filterlet norms are very uneven loses more."""
+    if not 0.0 <= float(sparsity) <= 1.0:
+        raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
+    scores: dict[str, np.ndarray] = {}
+    for op in model.ops:
+        w = model.tensors[op.inputs[1]] if op.type == "CONV_2D" else None
+        if w is None or w.data is None:
+            continue
+        norms = np.sort((_real_weights(w).astype(np.float64) ** 2).sum(axis=3).ravel())
+        at_least = np.cumsum(norms[::-1])[::-1]
+        scores[op.name] = np.divide(norms, at_least, out=np.ones_like(norms), where=at_least > 0)
+    if not scores:
+        raise ValueError("the model has no CONV_2D layer with constant weights to prune")
+    every = np.sort(np.concatenate(list(scores.values())), kind="stable")
+    n = int(round(float(sparsity) * every.size))
+    if n == 0:
+        return {name: 0.0 for name in scores}
+    cut = every[n - 1]
+    # Ties at the cut go layer by layer in model order, so exactly n are removed.
+    ratios, left = {}, n
+    for name, sc in scores.items():
+        k = min(int((sc < cut).sum()), left)
+        ratios[name], left = k, left - k
+    for name, sc in scores.items():
+        k = min(int((sc <= cut).sum()) - ratios[name], left)
+        ratios[name], left = ratios[name] + k, left - k
+    return {name: ratios[name] / scores[name].size for name in scores}
+
+
 def filterlets(
     model: Model,
     sparsity: Sparsity,
     criterion: str = "l2",
     calibration: np.ndarray | None = None,
     progress: Callable[[str], None] | None = None,
+    allocation: str = "uniform",
 ) -> Model:
     """Remove the filterlets with the smallest norm in every CONV_2D layer.
 
@@ -103,7 +142,19 @@ def filterlets(
     filter re-optimised) least raises the error in reproducing the dense
     layer's output on those inputs, and its kept weights and bias are refit
     by least squares (see :mod:`dtmm.calibrated`).
+
+    ``allocation="layer-adaptive"`` takes one number, the fraction of all the
+    model's conv filterlets to remove, and spreads it over the layers by
+    :func:`layer_adaptive`; "uniform" removes ``sparsity`` in every layer.
     """
+    if allocation == "layer-adaptive":
+        if isinstance(sparsity, Mapping):
+            raise ValueError(
+                "allocation='layer-adaptive' takes one model-wide sparsity, not a dict"
+            )
+        sparsity = layer_adaptive(model, sparsity)
+    elif allocation != "uniform":
+        raise ValueError(f"allocation must be 'uniform' or 'layer-adaptive', got {allocation!r}")
     if criterion == "activation":
         if calibration is None:
             raise ValueError("criterion='activation' needs calibration=<representative inputs>")
