@@ -91,6 +91,9 @@ def cnn():
 
 
 CONVS = ["0", "2", "4", "6"]  # the Conv2d modules of cnn(), in graph order
+# "dtmm greedy schedule" (the measured greedy search, 4-9 minutes per budget)
+# runs only when named with --methods
+DEFAULT_METHODS = ("structured", "unstructured", "dtmm", "dtmm uniform filterlets")
 
 
 def train(model, x, y, epochs: float, pruner=None, lr: float = 2e-3, seed: int = 0) -> None:
@@ -179,33 +182,29 @@ def fashion(args: argparse.Namespace) -> None:
     conv_names = [op.name for op in dense_model.ops if op.type == "CONV_2D"]
     x_sched = x_tr[sched_idx].transpose(0, 2, 3, 1)
 
-    for budget_frac in args.budgets:
-        budget = int(budget_frac * len(dense_blob))
-        plans = {}
-        # structured: the same fraction of filters in every conv whose output feeds a conv
-        free = {n: 1.0 for n in conv_names[:-1]}
+    def structured(budget: int):
+        # the same fraction of filters in every conv whose output feeds a conv
         f = fit_ratio(
-            lambda r, free=free: dtmm.compile(
-                apply_options(
-                    dense_model,
-                    {n: Option(0.0, r) for n in free},
-                    None,
-                    "l2",
-                )
+            lambda r: dtmm.compile(
+                apply_options(dense_model, {n: Option(0.0, r) for n in conv_names[:-1]}, None, "l2")
             ),
             budget,
         )
-        plans["structured"] = (
+        return (
             {"filters": {CONVS[i]: f for i in range(len(CONVS) - 1)}},
             "never",
             f"filters {f:.0%} (first {len(CONVS) - 1} convs)",
         )
-        # unstructured: per-weight magnitude, CSR storage with its index bytes
+
+    def unstructured(budget: int):
+        # per-weight magnitude, CSR storage with its index bytes
         w = fit_ratio(
             lambda r: dtmm.compile(dtmm.prune.weights(dense_model, r), sparse="csr"), budget
         )
-        plans["unstructured"] = ({"weights": w}, "csr", f"weights {w:.0%}")
-        # dtmm: the scheduler's per-layer filterlet / filter ratios and storage,
+        return {"weights": w}, "csr", f"weights {w:.0%}"
+
+    def scheduled(budget: int, method: str):
+        # the scheduler's per-layer filterlet / filter ratios and storage,
         # least predicted loss within the flash budget (fine-tuning follows)
         result = dtmm.schedule(
             dense_model,
@@ -213,11 +212,12 @@ def fashion(args: argparse.Namespace) -> None:
             calibration=(x_sched, y_tr[sched_idx]),
             criterion="l2",
             objective="accuracy",
+            method=method,
             progress=False,
         )
         log(str(result.report))
         lay = result.report.layers
-        plans["dtmm"] = (
+        return (
             {
                 "filterlets": {CONVS[i]: r.filterlets for i, r in enumerate(lay)},
                 "filters": {CONVS[i]: r.filters for i, r in enumerate(lay)},
@@ -225,15 +225,29 @@ def fashion(args: argparse.Namespace) -> None:
             {i: ("always" if "FWCS" in r.kernel else "never") for i, r in enumerate(lay)},
             ", ".join(f"{r.filterlets:.0%}/{r.filters:.0%}" for r in lay),
         )
+
+    def uniform(budget: int):
         # dtmm without the scheduler: the same filterlet fraction everywhere, FWCS
         u = fit_ratio(
             lambda r: dtmm.compile(dtmm.prune.filterlets(dense_model, r), sparse="always"),
             budget,
         )
-        plans["dtmm uniform filterlets"] = ({"filterlets": u}, "always", f"filterlets {u:.0%}")
-        for method, (ratios, storage, desc) in plans.items():
-            if args.methods and method not in args.methods:
+        return {"filterlets": u}, "always", f"filterlets {u:.0%}"
+
+    plans = {
+        "structured": structured,
+        "unstructured": unstructured,
+        "dtmm": lambda budget: scheduled(budget, "layer-adaptive"),
+        "dtmm greedy schedule": lambda budget: scheduled(budget, "greedy"),
+        "dtmm uniform filterlets": uniform,
+    }
+
+    for budget_frac in args.budgets:
+        budget = int(budget_frac * len(dense_blob))
+        for method, plan in plans.items():
+            if method not in (args.methods or DEFAULT_METHODS):
                 continue
+            ratios, storage, desc = plan(budget)
             log(f"{method} at {budget_frac:.0%}: {desc}; fine-tuning {args.finetune} epochs")
             model = cnn()
             model.load_state_dict(dense_state)
@@ -507,7 +521,12 @@ def main() -> None:
     f.add_argument("--epochs", type=float, default=6)
     f.add_argument("--finetune", type=float, default=2)
     f.add_argument("--budgets", type=float, nargs="+", default=[0.5, 0.3, 0.2])
-    f.add_argument("--methods", nargs="+", help="fine-tune only these methods")
+    f.add_argument(
+        "--methods",
+        nargs="+",
+        help=f"fine-tune only these methods (default: {', '.join(DEFAULT_METHODS)}; "
+        "also: 'dtmm greedy schedule')",
+    )
     f.add_argument("--out", default="fashion_mnist", help="name of the CSV and plot")
     r = sub.add_parser("resnet8")
     r.add_argument("--calibration", type=int, default=50)

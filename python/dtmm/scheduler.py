@@ -549,17 +549,17 @@ def schedule(
     paper's). ``objective="accuracy"`` instead returns the least lossy
     schedule that meets flash and SRAM, for pruning that fine-tuning will
     follow (``max_accuracy_drop`` is then not enforced, only reported), with
-    ``method="greedy"`` (default: every step measured on the whole pruned
-    model; can remove filters) or ``"layer-adaptive"`` (filterlets only, one
-    model-wide fraction spread by :func:`dtmm.prune.layer_adaptive`; fast,
-    and after fine-tuning the more accurate of the two on Fashion-MNIST's
-    30% and 20% budgets, see docs/accuracy.md).
+    ``method="layer-adaptive"`` (default: filterlets only, one model-wide
+    fraction spread by :func:`dtmm.prune.layer_adaptive`; fast, and after
+    fine-tuning the more accurate on Fashion-MNIST, see docs/accuracy.md)
+    or ``"greedy"`` (every step measured on the whole pruned model; it can
+    remove filters, so it can also shrink the arena for ``sram``).
     Raises :class:`BudgetError` when a budget cannot be met, naming it and
     the shortfall.
     """
     if objective not in ("latency", "accuracy"):
         raise ValueError(f"objective must be 'latency' or 'accuracy', got {objective!r}")
-    methods = ("dp", "anneal") if objective == "latency" else ("greedy", "layer-adaptive")
+    methods = ("dp", "anneal") if objective == "latency" else ("layer-adaptive", "greedy")
     method = methods[0] if method is None else method
     if method not in methods:
         raise ValueError(
