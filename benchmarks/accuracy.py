@@ -285,6 +285,18 @@ def augmented(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate(out))
 
 
+def removed(pruned: dtmm.Model) -> str:
+    """Fractions of the conv filterlets and weights that are zero, model-wide."""
+    dead = weights = total = zero = 0
+    for op in pruned.ops:
+        if op.type == "CONV_2D":
+            w = pruned.tensors[op.inputs[1]].data
+            gone = ~(w != 0).any(axis=3)
+            dead, total = dead + gone.sum(), total + gone.size
+            zero, weights = zero + gone.sum() * w.shape[3], weights + w.size
+    return f"{dead / total:.1%} of filterlets, {zero / weights:.1%} of weights"
+
+
 def resnet8(args: argparse.Namespace) -> None:
     model = dtmm.load(SHARED / "models" / "resnet8" / "resnet8_int8.tflite")
     data = np.load(SHARED / "eval" / "ic01_cifar10_test200.npz")
@@ -311,6 +323,16 @@ def resnet8(args: argparse.Namespace) -> None:
                 dtmm.prune.filterlets(model, s, criterion="activation", calibration=x[cal]),
                 "auto",
             ),
+            "dtmm (activation-aware, layer-adaptive)": (
+                dtmm.prune.filterlets(
+                    model,
+                    s,
+                    criterion="activation",
+                    calibration=x[cal],
+                    allocation="layer-adaptive",
+                ),
+                "auto",
+            ),
             "dtmm (activation-aware, augmented calibration)": (
                 dtmm.prune.filterlets(
                     model, s, criterion="activation", calibration=augmented(x[cal])
@@ -333,7 +355,7 @@ def resnet8(args: argparse.Namespace) -> None:
                 blob=len(blob),
                 arena=dtmm.Runtime(blob).arena_size,
                 instructions=instructions(blob, x[ev]),
-                ratios=f"{s:.0%} uniform",
+                ratios=removed(pruned),
             )
             log(f"{method:<36} {s:.0%}: {row['accuracy']:.1%}, {row['blob']:,} B")
             rows.append(row)
@@ -418,16 +440,11 @@ def resnet8_distill(args: argparse.Namespace) -> None:
     dense_acc = rows[0]["accuracy"]
     log(f"dense int8 (quantized from float) on images {n_cal}..199: {dense_acc:.1%}")
     for s in args.sparsities:
-        pruned = dtmm.prune.filterlets(dense, s, criterion="activation", calibration=x[:n_cal])
-        blob = dtmm.compile(pruned)
-        rows.append(
-            row(
-                "dtmm activation-aware (OBS + refit)",
-                s,
-                blob,
-                f"{s:.0%} of filterlets in every conv",
-            )
+        pruned = dtmm.prune.filterlets(
+            dense, s, "activation", calibration=x[:n_cal], allocation=args.allocation
         )
+        blob = dtmm.compile(pruned)
+        rows.append(row("dtmm activation-aware (OBS + refit)", s, blob, removed(pruned)))
         log(f"  {s:.0%} before distillation: {rows[-1]['accuracy']:.1%}")
         student = from_onnx(str(onnx_path))
         masks = load_pruned_weights(student, pruned)
@@ -460,9 +477,9 @@ def resnet8_distill(args: argparse.Namespace) -> None:
         torch.onnx.export(
             student, (torch.from_numpy(cal_nchw[:1]),), str(path), dynamo=False, opset_version=17
         )
-        blob = dtmm.compile(dtmm.load(path, calibration=cal_nchw))
-        steps = f"{args.steps} steps of 64 augmented calibration images"
-        rows.append(row("dtmm OBS + refit, then distillation", s, blob, steps))
+        distilled = dtmm.load(path, calibration=cal_nchw)
+        steps = f"{removed(distilled)}; {args.steps} steps of 64 augmented calibration images"
+        rows.append(row("dtmm OBS + refit, then distillation", s, dtmm.compile(distilled), steps))
         log(f"  -> {rows[-1]} (dense {dense_acc:.1%})")
     report(rows, "resnet8_distill", budget_key="sparsity")
 
@@ -536,6 +553,7 @@ def main() -> None:
     d.add_argument("--sparsities", type=float, nargs="+", default=[0.3, 0.4, 0.5])
     d.add_argument("--steps", type=int, default=1000)
     d.add_argument("--lr", type=float, default=3e-4)
+    d.add_argument("--allocation", choices=("uniform", "layer-adaptive"), default="layer-adaptive")
     args = parser.parse_args()
     {"fashion": fashion, "resnet8": resnet8, "resnet8-distill": resnet8_distill}[args.study](args)
 
