@@ -3,6 +3,8 @@ vs unstructured (per-weight CSR) pruning.
 
     python benchmarks/accuracy.py fashion   # train, prune, fine-tune on Fashion-MNIST
     python benchmarks/accuracy.py resnet8   # post-training on ResNet-8 (../shared/data)
+    python benchmarks/accuracy.py vww       # post-training on visual wake words
+    python benchmarks/accuracy.py resnet8-distill  # post-training, then distillation
 
 Fashion-MNIST (Debian package dataset-fashion-mnist): a small CNN is trained
 in PyTorch, then for flash budgets of 50/30/20% of the dense int8 blob each
@@ -134,6 +136,27 @@ def to_dtmm(model, x_cal: np.ndarray, tmp: Path, pruner=None) -> dtmm.Model:
     return dtmm.load(path, calibration=x_cal)
 
 
+def top_up(model: dtmm.Model, budget: int, method: str, storage) -> tuple[dtmm.Model, str]:
+    """Prune a fine-tuned model on, without further fine-tuning, until its blob
+    fits: its masks can empty fewer filters than the fit's did (an emptied
+    filter leaves the blob with the next conv's input channels), and CSR's
+    bytes move with the requantized weights."""
+    if method == "unstructured":
+
+        def prune(r: float) -> dtmm.Model:
+            return dtmm.prune.weights(model, r)
+
+        unit = "weights"
+    else:
+
+        def prune(r: float) -> dtmm.Model:
+            return dtmm.prune.filterlets(model, r, allocation="layer-adaptive")
+
+        unit = "filterlets (layer-adaptive)"
+    r = fit_ratio(lambda r: dtmm.compile(prune(r), sparse=storage), budget)
+    return prune(r), f"{r:.1%} of {unit}"
+
+
 def fit_ratio(make, budget: int, lo: float = 0.0, hi: float = 0.99) -> float:
     """The smallest ratio whose compiled blob fits ``budget`` (bisection)."""
     for _ in range(14):
@@ -259,6 +282,11 @@ def fashion(args: argparse.Namespace) -> None:
                 names = [op.name for op in imported.ops if op.type == "CONV_2D"]
                 storage = {names[i]: mode for i, mode in storage.items()}
             blob = dtmm.compile(imported, sparse=storage)
+            if len(blob) > budget:
+                log(f"  {len(blob):,} B is over the {budget:,} B budget: topping up")
+                imported, more = top_up(imported, budget, method, storage)
+                desc += f"; then {more} after fine-tuning"
+                blob = dtmm.compile(imported, sparse=storage)
             row = dict(
                 method=method,
                 budget=budget_frac,
@@ -293,16 +321,21 @@ def removed(pruned: dtmm.Model) -> str:
             w = pruned.tensors[op.inputs[1]].data
             gone = ~(w != 0).any(axis=3)
             dead, total = dead + gone.sum(), total + gone.size
-            zero, weights = zero + gone.sum() * w.shape[3], weights + w.size
+            zero, weights = zero + (w == 0).sum(), weights + w.size
     return f"{dead / total:.1%} of filterlets, {zero / weights:.1%} of weights"
 
 
-def resnet8(args: argparse.Namespace) -> None:
-    model = dtmm.load(SHARED / "models" / "resnet8" / "resnet8_int8.tflite")
-    data = np.load(SHARED / "eval" / "ic01_cifar10_test200.npz")
-    x = (data["x"].astype(np.int16) - 128).astype(np.int8)
-    y = data["y"]
-    cal, ev = slice(0, args.calibration), slice(args.calibration, None)
+def post_training(
+    model: dtmm.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    cal: np.ndarray,
+    sparsities: list[float],
+    name: str,
+) -> None:
+    """Each method at each sparsity, without training data: pruned (and for
+    the activation-aware methods refit) on ``x[cal]``, measured on the rest."""
+    ev = np.setdiff1d(np.arange(len(x)), cal)
     dense_blob = dtmm.compile(model)
     rows = [
         dict(
@@ -312,42 +345,30 @@ def resnet8(args: argparse.Namespace) -> None:
             blob=len(dense_blob),
             arena=dtmm.Runtime(dense_blob).arena_size,
             instructions=instructions(dense_blob, x[ev]),
-            ratios="",
+            ratios=removed(model),
         )
     ]
-    log(f"dense on images {ev.start}..199: {rows[0]['accuracy']:.1%}")
-    convs = [op.name for op in model.ops if op.type == "CONV_2D"]
-    for s in args.sparsities:
+    log(f"{name} dense on {len(ev)} images: {rows[0]['accuracy']:.1%} ({removed(model)})")
+    for s in sparsities:
         variants = {
-            "dtmm (activation-aware filterlets)": (
-                dtmm.prune.filterlets(model, s, criterion="activation", calibration=x[cal]),
-                "auto",
+            "dtmm (activation-aware filterlets)": lambda s=s: dtmm.prune.filterlets(
+                model, s, criterion="activation", calibration=x[cal]
             ),
-            "dtmm (activation-aware, layer-adaptive)": (
-                dtmm.prune.filterlets(
-                    model,
-                    s,
-                    criterion="activation",
-                    calibration=x[cal],
-                    allocation="layer-adaptive",
-                ),
-                "auto",
+            "dtmm (activation-aware, layer-adaptive)": lambda s=s: dtmm.prune.filterlets(
+                model, s, criterion="activation", calibration=x[cal], allocation="layer-adaptive"
             ),
-            "dtmm (activation-aware, augmented calibration)": (
-                dtmm.prune.filterlets(
-                    model, s, criterion="activation", calibration=augmented(x[cal])
-                ),
-                "auto",
+            "dtmm (activation-aware, augmented calibration)": lambda s=s: dtmm.prune.filterlets(
+                model, s, criterion="activation", calibration=augmented(x[cal])
             ),
-            "dtmm (l2 filterlets)": (dtmm.prune.filterlets(model, s), "auto"),
-            "structured (filters)": (
-                apply_options(model, {n: Option(0.0, s) for n in convs}, None, "l2"),
-                "never",
-            ),
-            "unstructured (weights, CSR)": (dtmm.prune.weights(model, s), "csr"),
+            "dtmm (l2 filterlets)": lambda s=s: dtmm.prune.filterlets(model, s),
+            # filters zeroed with their bias: removed where the compiler can do
+            # so exactly, else left to "auto" (dense, or FWCS with empty filters)
+            "structured (filters)": lambda s=s: dtmm.prune.filters(model, s),
+            "unstructured (weights, CSR)": lambda s=s: dtmm.prune.weights(model, s),
         }
-        for method, (pruned, mode) in variants.items():
-            blob = dtmm.compile(pruned, sparse=mode)
+        for method, prune in variants.items():
+            pruned = prune()
+            blob = dtmm.compile(pruned, sparse="csr" if "CSR" in method else "auto")
             row = dict(
                 method=method,
                 sparsity=s,
@@ -357,9 +378,29 @@ def resnet8(args: argparse.Namespace) -> None:
                 instructions=instructions(blob, x[ev]),
                 ratios=removed(pruned),
             )
-            log(f"{method:<36} {s:.0%}: {row['accuracy']:.1%}, {row['blob']:,} B")
+            log(f"{method:<46} {s:.0%}: {row['accuracy']:.1%}, {row['blob']:,} B")
             rows.append(row)
-    report(rows, "resnet8", budget_key="sparsity")
+    report(rows, name, budget_key="sparsity")
+
+
+def resnet8(args: argparse.Namespace) -> None:
+    """ic01: calibration on images 0..calibration-1, accuracy on the rest."""
+    model = dtmm.load(SHARED / "models" / "resnet8" / "resnet8_int8.tflite")
+    data = np.load(SHARED / "eval" / "ic01_cifar10_test200.npz")
+    x = (data["x"].astype(np.int16) - 128).astype(np.int8)
+    post_training(model, x, data["y"], np.arange(args.calibration), args.sparsities, "resnet8")
+
+
+def vww(args: argparse.Namespace) -> None:
+    """vww01 (100 person images, then 100 without): calibration on the first
+    calibration/2 of each half, accuracy on the other 150."""
+    model = dtmm.load(SHARED / "models" / "vww" / "vww96_int8.tflite")
+    parts = [np.load(SHARED / "eval" / f"vww01_coco96_200_part{i}.npz") for i in (0, 1)]
+    x = (np.concatenate([p["x"] for p in parts]).astype(np.int16) - 128).astype(np.int8)
+    y = np.concatenate([p["y"] for p in parts])
+    half = args.calibration // 2
+    cal = np.concatenate([np.arange(half), 100 + np.arange(half)])
+    post_training(model, x, y, cal, args.sparsities, "vww")
 
 
 def load_pruned_weights(student, pruned: dtmm.Model) -> list[tuple]:
@@ -548,6 +589,10 @@ def main() -> None:
     r = sub.add_parser("resnet8")
     r.add_argument("--calibration", type=int, default=50)
     r.add_argument("--sparsities", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5, 0.7])
+    v = sub.add_parser("vww")
+    v.add_argument("--calibration", type=int, default=50)
+    # the dense model already has 62% of its filterlets at zero
+    v.add_argument("--sparsities", type=float, nargs="+", default=[0.1, 0.3, 0.5, 0.65, 0.7, 0.8])
     d = sub.add_parser("resnet8-distill")
     d.add_argument("--calibration", type=int, default=50)
     d.add_argument("--sparsities", type=float, nargs="+", default=[0.3, 0.4, 0.5])
@@ -555,7 +600,9 @@ def main() -> None:
     d.add_argument("--lr", type=float, default=3e-4)
     d.add_argument("--allocation", choices=("uniform", "layer-adaptive"), default="layer-adaptive")
     args = parser.parse_args()
-    {"fashion": fashion, "resnet8": resnet8, "resnet8-distill": resnet8_distill}[args.study](args)
+    studies = {"fashion": fashion, "resnet8": resnet8, "vww": vww}
+    studies["resnet8-distill"] = resnet8_distill
+    studies[args.study](args)
 
 
 if __name__ == "__main__":
