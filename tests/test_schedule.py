@@ -150,6 +150,12 @@ def test_layer_adaptive_schedule_prunes_the_least_that_fits(digits_cnn):
     # one filterlet less does not fit
     fewer = dtmm.prune.filterlets(model, (removed - 1) / total, allocation="layer-adaptive")
     assert len(dtmm.compile(fewer)) > flash
+    # the activation-aware choice (OBS + refit) within the same shares
+    refit = dtmm.schedule(
+        model, flash=flash, calibration=(x_cal, y_cal), objective="accuracy", progress=False
+    )
+    assert len(dtmm.compile(refit.model)) == refit.report.blob_bytes <= flash
+    assert all(a.filterlets >= b.filterlets for a, b in zip(refit.report.layers, report.layers))
     with pytest.raises(dtmm.BudgetError, match=r"SRAM: .* prunes filterlets only"):
         dtmm.schedule(
             model,

@@ -644,11 +644,18 @@ def schedule(
             )
         pruned = pruned_at(sparsity, criterion)
         blob = compile_model(pruned)
-        if flash is not None and len(blob) > flash:  # only where a refit changed the bytes
-            raise BudgetError(
-                f"flash: at {sparsity:.2%} of the filterlets the {criterion} pruning's blob is "
-                f"{len(blob):,} B, {len(blob) - flash:,} B over the {flash:,} B budget"
-            )
+        # The criterion picks other filterlets than "l2" did, which can empty
+        # (and so remove) other filters: prune on a filterlet at a time.
+        total = sum(int(np.prod(model.tensors[op.inputs[1]].shape[:3])) for op in layers)
+        while flash is not None and len(blob) > flash:
+            if sparsity >= 0.99:
+                raise BudgetError(
+                    f"flash: at {sparsity:.2%} of the filterlets the blob is {len(blob):,} B, "
+                    f"{len(blob) - flash:,} B over the {flash:,} B budget"
+                )
+            sparsity = min(sparsity + 1.0 / total, 0.99)
+            pruned = pruned_at(sparsity, criterion)
+            blob = compile_model(pruned)
         shares = prune.layer_adaptive(model, sparsity)
         return report(
             pruned,
