@@ -105,7 +105,8 @@ def test_zero_accuracy_drop_without_flash_budget_is_always_met(digits_cnn):
     assert result.report.accuracy >= result.report.dense_accuracy
 
 
-def test_accuracy_objective_returns_the_least_lossy_schedule_that_fits(digits_cnn):
+def _half_flash_for_accuracy(digits_cnn, **options):
+    """The accuracy objective (l2 criterion) at half the dense blob's bytes."""
     model, x_cal, y_cal, _, _ = digits_cnn
     flash = int(0.5 * len(dtmm.compile(model)))
     result = dtmm.schedule(
@@ -114,10 +115,17 @@ def test_accuracy_objective_returns_the_least_lossy_schedule_that_fits(digits_cn
         calibration=(x_cal, y_cal),
         criterion="l2",
         objective="accuracy",
-        method="greedy",
-        max_accuracy_drop=0.0,
         progress=False,
+        **options,
     )
+    return model, flash, result
+
+
+def test_accuracy_objective_returns_the_least_lossy_schedule_that_fits(digits_cnn):
+    model, flash, result = _half_flash_for_accuracy(
+        digits_cnn, method="greedy", max_accuracy_drop=0.0
+    )
+    x_cal = digits_cnn[1]
     assert result.report.method == "greedy"
     assert result.report.blob_bytes <= flash
     with pytest.raises(ValueError, match="objective"):
@@ -125,16 +133,8 @@ def test_accuracy_objective_returns_the_least_lossy_schedule_that_fits(digits_cn
 
 
 def test_layer_adaptive_schedule_prunes_the_least_that_fits(digits_cnn):
-    model, x_cal, y_cal, _, _ = digits_cnn
-    flash = int(0.5 * len(dtmm.compile(model)))
-    result = dtmm.schedule(
-        model,
-        flash=flash,
-        calibration=(x_cal, y_cal),
-        criterion="l2",
-        objective="accuracy",  # method="layer-adaptive" by default
-        progress=False,
-    )
+    _, x_cal, y_cal, _, _ = digits_cnn
+    model, flash, result = _half_flash_for_accuracy(digits_cnn)  # "layer-adaptive" by default
     report = result.report
     assert report.method == "layer-adaptive"
     assert len(dtmm.compile(result.model)) == report.blob_bytes <= flash
