@@ -143,7 +143,9 @@ def test_random_softmax_on_m55(case):
 # between multiples of 16 (interleaved and side-by-side windows), 1x1 to 5x5,
 # stride 2, output widths that leave a partial group of four pixels, every
 # density from dense to fully pruned, 7x7 windows (masks decoded bit by bit),
-# and windows over 1 KB (the reference loop on the M55).
+# windows over 1 KB (the reference loop on the M55), and more than 64 filters
+# (two chunks, each with its own row of emptied filters' constant outputs,
+# one whole vector and a partial one).
 RUN_CONV_CASES = [
     # (out_h, out_w, c_in, c_out, k, stride)
     (5, 7, 3, 8, 3, 1),
@@ -155,6 +157,8 @@ RUN_CONV_CASES = [
     (2, 3, 130, 4, 3, 1),
     (3, 4, 16, 6, 7, 1),
     (4, 8, 32, 8, 3, 1),
+    (3, 5, 16, 90, 1, 1),
+    (2, 5, 32, 90, 3, 1),
 ]
 
 

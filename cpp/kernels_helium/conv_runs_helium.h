@@ -78,11 +78,9 @@ inline void interleave_window(const RunConv& c, const int8_t* image, int32_t y0,
   }
 }
 
-// Copies exactly n source bytes to dst in whole vectors (the last one read
-// under a predicate), so up to 15 bytes past dst + n are overwritten: the
-// side-by-side layout writes windows in address order and keeps 16 spare
-// bytes after the last, so later writes or nothing live there.
-__attribute__((always_inline)) inline void copy_spill(int8_t* dst, const int8_t* src, int32_t n) {
+// Copies n bytes from src to dst in whole vectors, the last one under a
+// predicate (a window's row into the patch, a row of constant outputs).
+__attribute__((always_inline)) inline void copy_bytes(int8_t* dst, const int8_t* src, int32_t n) {
   int32_t t;
   __asm__ volatile(
       "   lsrs    %[t], %[n], #4\n"
@@ -93,9 +91,9 @@ __attribute__((always_inline)) inline void copy_spill(int8_t* dst, const int8_t*
       "2: ands    %[t], %[n], #15\n"
       "   beq     3f\n"
       "   vctp.8  %[t]\n"
-      "   vpst\n"
+      "   vpstt\n"
       "   vldrbt.8 q0, [%[s]]\n"
-      "   vstrb.8 q0, [%[d]]\n"
+      "   vstrbt.8 q0, [%[d]]\n"
       "3:\n"
       : [d] "+r"(dst), [s] "+r"(src), [t] "=&r"(t)
       : [n] "r"(n)
@@ -111,7 +109,7 @@ inline void side_by_side_row_group(const RunConv& c, const int8_t* origin, ptrdi
     const int8_t* src = origin;
     int8_t* dst = patch;
     for (int32_t ky = 0; ky < c.kh; ++ky, src += row, dst += row_bytes)
-      copy_spill(dst, src, row_bytes);
+      copy_bytes(dst, src, row_bytes);
   }
 }
 
@@ -211,26 +209,19 @@ __attribute__((always_inline)) inline void mac_side_by_side(const int8_t*& w, co
 
 // The whole filter loop over interleaved windows in assembly. Per filter and
 // pixel group, the bookkeeping is what a sparse filter cannot shed, so it is
-// kept to 23 instructions, and 6 per run (GCC 12 spilled the loop's
+// kept to 20 instructions, and 5 per run (GCC 12 spilled the loop's
 // pointers around the MAC loops and took about 35). A head is read with two
-// LDRDs (bias and runs, then multiplier and shift); the four sums enter one
+// LDRDs (bias and step, then multiplier and shift); the four sums enter one
 // vector with a VDUP and three VMOVs (the two-lane VMOV would save two, but
 // as assembled by GNU as and run under QEMU it gave wrong outputs in either
 // register order; not investigated further). Every shift must be a right
-// shift (c.right_shifts).
+// shift (c.right_shifts). The loop runs at least once: c.filters > 0.
 
-// A filter's head: its bias into the four sums. A filter without runs holds
-// its constant output in place of the bias (set_runs), which is stored as it
-// is, out of the main path.
+// A filter's head: its bias into the four sums, its output channel into o.
 #define DTMM_FILTER_HEAD                 \
   "   vmsr    p0, %[real]\n"             \
-  "   b       0f\n"                      \
-  "5: vdup.32 q0, %[a0]\n"               \
-  "   adds    %[h], %[h], #8\n"          \
-  "   b       3f\n"                      \
   "0: ldrd    %[a0], %[t], [%[h]], #8\n" \
-  "   cmp     %[t], #0\n"                \
-  "   beq     5b\n"                      \
+  "   uxtah   %[o], %[o], %[t]\n"        \
   "   mov     %[a1], %[a0]\n"            \
   "   mov     %[a2], %[a0]\n"            \
   "   mov     %[a3], %[a0]\n"
@@ -250,9 +241,8 @@ __attribute__((always_inline)) inline void mac_side_by_side(const int8_t*& w, co
   "   vadd.i32 q0, q0, %q[off]\n"       \
   "   vmax.s32 q0, q0, %q[lo]\n"        \
   "   vmin.s32 q0, q0, %q[hi]\n"        \
-  "3: vpst\n"                           \
+  "   vpst\n"                           \
   "   vstrbt.32 q0, [%[o], %q[offs]]\n" \
-  "   adds    %[o], %[o], #1\n"         \
   "   cmp     %[h], %[end]\n"           \
   "   bne     0b\n"
 
@@ -262,18 +252,19 @@ template <bool kDense>
 void filters_interleaved(const RunConv& c, const int8_t* patch, int32_t lanes, int8_t* out) {
   static_assert(sizeof(ConvRun) == 4 && offsetof(ConvRun, length) == 2,
                 "run = offset | length << 16");
-  static_assert(sizeof(FilterHead) == 16 && offsetof(FilterHead, runs) == 4,
-                "head = (bias, runs), (multiplier, shift)");
+  static_assert(sizeof(FilterHead) == 16 && offsetof(FilterHead, step) == 4,
+                "head = (bias, step | runs << 16), (multiplier, shift)");
   const int8_t* w = c.values;
   const FilterHead* head = c.heads;
-  const FilterHead* const end = head + (c.oc_end - c.oc_begin);
+  const FilterHead* const end = head + c.filters;
   const uint32x4_t offs = vmulq_n_u32(vidupq_n_u32(0, 1), static_cast<uint32_t>(c.out_channels));
   const int32x4_t lo = vdupq_n_s32(c.act_min), hi = vdupq_n_s32(c.act_max);
   const int32x4_t off = vdupq_n_s32(c.output_offset);
   const uint32_t real = vctp32q(static_cast<uint32_t>(lanes));
   int32_t a0, a1, a2, a3, t;
   const int8_t* x;
-  out += c.oc_begin;
+  // An address, not a pointer: the first head's step moves it into the row.
+  uintptr_t o = reinterpret_cast<uintptr_t>(out) + static_cast<uint32_t>(c.oc_begin - 1);
   if (kDense) {
     // Every filter with runs is one run of `blocks` blocks over the window.
     const int32_t blocks = (c.kh * c.kw * c.ic) >> 4;
@@ -281,26 +272,26 @@ void filters_interleaved(const RunConv& c, const int8_t* patch, int32_t lanes, i
                      "   mov     %[x], %[p]\n"
                      "   wls     lr, %[n], 2f\n" DTMM_MAC4_INTERLEAVED_LOOP
                      "2:\n" DTMM_REQUANTIZE_STORE_NEXT
-                     : [w] "+r"(w), [h] "+r"(head), [o] "+r"(out), [t] "=&r"(t), [x] "=&r"(x),
+                     : [w] "+r"(w), [h] "+r"(head), [o] "+r"(o), [t] "=&r"(t), [x] "=&r"(x),
                        [a0] "=&Te"(a0), [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
                      : [p] "r"(patch), [n] "r"(blocks), [end] "r"(end), [real] "r"(real),
                        [offs] "w"(offs), [lo] "w"(lo), [hi] "w"(hi), [off] "w"(off)
                      : "q0", "q1", "q2", "q3", "lr", "p0", "memory", "cc");
     return;
   }
-  // A run's blocks are its length >> 4; the LSRS that takes them leaves
-  // kRunContinues (bit 19 of the word) in the carry, which nothing in the MAC
-  // loop changes, for the branch back to the filter's next run.
+  // A run word is its patch offset | length << 16. Its blocks are the length
+  // >> 4; the LSRS that takes them leaves kRunContinues (bit 19 of the word)
+  // in the carry, which nothing in the MAC loop changes, for the branch back
+  // to the filter's next run.
   const ConvRun* run = c.runs;
   __asm__ volatile(
       DTMM_FILTER_HEAD
       "4: ldr     %[t], [%[r]], #4\n"
-      "   uxth    %[x], %[t]\n"
-      "   add     %[x], %[p], %[x], lsl #2\n"
+      "   uxtah   %[x], %[p], %[t]\n"
       "   lsrs    %[t], %[t], #20\n"
       "   wls     lr, %[t], 2f\n" DTMM_MAC4_INTERLEAVED_LOOP
       "2: bcs     4b\n" DTMM_REQUANTIZE_STORE_NEXT
-      : [w] "+r"(w), [r] "+r"(run), [h] "+r"(head), [o] "+r"(out), [t] "=&r"(t), [x] "=&r"(x),
+      : [w] "+r"(w), [r] "+r"(run), [h] "+r"(head), [o] "+r"(o), [t] "=&r"(t), [x] "=&r"(x),
         [a0] "=&Te"(a0), [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
       : [p] "r"(patch), [end] "r"(end), [real] "r"(real), [offs] "w"(offs), [lo] "w"(lo),
         [hi] "w"(hi), [off] "w"(off)
@@ -318,10 +309,10 @@ __attribute__((always_inline)) inline int32x4_t lanes_of(int32_t a0, int32_t a1,
   return vsetq_lane_s32(a3, v, 3);
 }
 
-// Every filter of c against the four side-by-side windows in `patch`
-// (`stride` bytes apart), in C++: the path for C_in that is not a multiple
-// of 16, and for layers with a left shift. kDense: each filter is the one
-// run runs[0].
+// Every filter of c with runs against the four side-by-side windows in
+// `patch` (`stride` bytes apart), in C++: the path for C_in that is not a
+// multiple of 16, and for layers with a left shift. kDense: each filter is
+// the one run runs[0].
 template <bool kDense>
 void filters_side_by_side(const RunConv& c, const int8_t* patch, int32_t stride, int32_t lanes,
                           int8_t* out) {
@@ -332,12 +323,9 @@ void filters_side_by_side(const RunConv& c, const int8_t* patch, int32_t stride,
   const int32x4_t lo = vdupq_n_s32(c.act_min), hi = vdupq_n_s32(c.act_max);
   const mve_pred16_t real = vctp32q(static_cast<uint32_t>(lanes));
   const FilterHead* h = c.heads;
-  int8_t* const end = out + c.oc_end;
-  for (out += c.oc_begin; out < end; ++out, ++h) {
-    if (h->runs == 0) {
-      vstrbq_scatter_offset_p_s32(out, out_offsets, vdupq_n_s32(h->bias), real);
-      continue;
-    }
+  const FilterHead* const end = h + c.filters;
+  for (int32_t oc = c.oc_begin - 1; h < end; ++h) {
+    oc += h->step;
     // The sums start at the folded bias: the int32 adds wrap, as the
     // reference's bias add does.
     int32_t a0 = h->bias, a1 = a0, a2 = a0, a3 = a0;
@@ -349,7 +337,7 @@ void filters_side_by_side(const RunConv& c, const int8_t* patch, int32_t stride,
     }
     int32x4_t v = requantize_lanes(lanes_of(a0, a1, a2, a3), h->multiplier, h->shift);
     v = vminq_s32(vmaxq_s32(vaddq_n_s32(v, c.output_offset), lo), hi);
-    vstrbq_scatter_offset_p_s32(out, out_offsets, v, real);
+    vstrbq_scatter_offset_p_s32(out + oc, out_offsets, v, real);
   }
 }
 

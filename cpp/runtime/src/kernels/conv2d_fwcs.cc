@@ -93,18 +93,19 @@ static uint32_t mask_bits(const uint8_t* mask, uint32_t bit, int32_t n) {
 // stretch of set bits is found with count-trailing-zeros (the bitwise decode
 // was a twentieth of a sparse 3x3 layer's instructions on the M55); larger
 // windows go bit by bit. Every run but the filter's last carries `more`
-// (kRunContinues where the runs are chained, else 0). Returns the new n and
-// advances `values` past the kept taps.
+// (kRunContinues where the runs are chained, else 0), and chained runs'
+// offsets are scaled by kChainedScale. Returns the new n and advances
+// `values` past the kept taps.
 static int32_t filter_runs(const uint8_t* mask, uint32_t bit, int32_t taps, int32_t ic,
                            uint16_t more, ConvRun* runs, int32_t n, const int8_t*& values) {
-  const int32_t first = n;
+  const int32_t first = n, tap_offset = more ? kChainedScale * ic : ic;
   if (taps <= 25) {
     for (uint32_t m = mask_bits(mask, bit, taps); m != 0;) {
       const int32_t start = __builtin_ctz(m);
       const int32_t len = __builtin_ctz(~(m >> start));
       m &= m + (m & (0u - m));  // clears the lowest run of set bits
-      runs[n++] =
-          ConvRun{static_cast<uint16_t>(start * ic), static_cast<uint16_t>((len * ic) | more)};
+      runs[n++] = ConvRun{static_cast<uint16_t>(start * tap_offset),
+                          static_cast<uint16_t>((len * ic) | more)};
       values += len * ic;
     }
   } else {
@@ -114,7 +115,8 @@ static int32_t filter_runs(const uint8_t* mask, uint32_t bit, int32_t taps, int3
       if (kept && extend) {
         runs[n - 1].length = static_cast<uint16_t>(runs[n - 1].length + ic);
       } else if (kept) {
-        runs[n++] = ConvRun{static_cast<uint16_t>(t * ic), static_cast<uint16_t>(ic | more)};
+        runs[n++] =
+            ConvRun{static_cast<uint16_t>(t * tap_offset), static_cast<uint16_t>(ic | more)};
       }
       if (kept) values += ic;
       extend = kept;
@@ -136,6 +138,7 @@ static bool fwcs_runs(const OpContext& ctx) {
   const uint8_t* mask = ctx.in_data<uint8_t>(2);
   ConvRun runs[kMaxRuns];
   FilterHead heads[kRunConvChunk];
+  int8_t constants[kRunConvChunk];
   c.runs = runs;
   // A 1x1 filter is whole or empty: the dense loop serves it with the one
   // run {0, C_in}, and its mask bit is all there is to decode.
@@ -158,6 +161,7 @@ static bool fwcs_runs(const OpContext& ctx) {
       n = filter_runs(mask, bit, taps, ic, more, runs, n, values);
       set_runs(c, oc, heads[oc - begin], n - first);
     }
+    drop_empty(c, heads, constants);
     conv_runs(c);
   }
   return true;

@@ -59,11 +59,28 @@ void set_heads(RunConv& c, int32_t oc_begin, int32_t oc_end, FilterHead* heads) 
   c.oc_begin = oc_begin;
   c.oc_end = oc_end;
   c.heads = heads;
+  c.filters = oc_end - oc_begin;
+  c.constants = nullptr;
   c.right_shifts = true;
   for (int32_t oc = oc_begin; oc < oc_end; ++oc) {
-    heads[oc - oc_begin] = FilterHead{c.folded_bias[oc], 1, c.multiplier[oc], c.shift[oc]};
+    heads[oc - oc_begin] = FilterHead{c.folded_bias[oc], 1, 1, c.multiplier[oc], c.shift[oc]};
     c.right_shifts = c.right_shifts && c.shift[oc] < 0;
   }
+}
+
+void drop_empty(RunConv& c, FilterHead* heads, int8_t* row) {
+  int32_t kept = 0, last = -1;
+  for (int32_t i = 0; i < c.oc_end - c.oc_begin; ++i) {
+    if (heads[i].runs == 0) {
+      row[i] = static_cast<int8_t>(heads[i].bias);
+      c.constants = row;
+      continue;
+    }
+    heads[kept] = heads[i];
+    heads[kept++].step = static_cast<uint16_t>(i - last);
+    last = i;
+  }
+  c.filters = kept;
 }
 
 void set_constant(const RunConv& c, int32_t oc, FilterHead& h) {
@@ -115,17 +132,15 @@ class PixelCursor {
 };
 
 #if !defined(__ARM_FEATURE_MVE)
-// Every filter against the four windows, with the portable dot products.
+// Every filter with runs against the four windows, with the portable dot
+// products.
 void run_filters(const RunConv& c, const int8_t* const win[4], int32_t lanes, int8_t* out) {
   const int8_t* values = c.values;
   const ConvRun* run = c.runs;
   const FilterHead* h = c.heads;
-  for (int32_t oc = c.oc_begin; oc < c.oc_end; ++oc, ++h) {
-    if (h->runs == 0) {
-      for (int32_t q = 0; q < lanes; ++q)
-        out[q * c.out_channels + oc] = static_cast<int8_t>(h->bias);
-      continue;
-    }
+  int32_t oc = c.oc_begin - 1;
+  for (int32_t f = 0; f < c.filters; ++f, ++h) {
+    oc += h->step;
     int32_t acc[4] = {0, 0, 0, 0};
     for (int32_t r = 0; r < h->runs; ++r) {
       const int32_t off = run[r].offset, len = run[r].length;
@@ -142,6 +157,19 @@ void run_filters(const RunConv& c, const int8_t* const win[4], int32_t lanes, in
   }
 }
 #endif
+
+// The outputs of c's filters without runs at the group's real pixels (the
+// filters with runs then overwrite theirs). One copy, out of line, for both
+// run_groups.
+__attribute__((noinline)) void copy_constants(const RunConv& c, int32_t lanes, int8_t* out) {
+  for (int32_t q = 0; q < lanes; ++q, out += c.out_channels) {
+#if defined(__ARM_FEATURE_MVE)
+    helium::copy_bytes(out + c.oc_begin, c.constants, c.oc_end - c.oc_begin);
+#else
+    memcpy(out + c.oc_begin, c.constants, static_cast<size_t>(c.oc_end - c.oc_begin));
+#endif
+  }
+}
 
 // kTail (Helium only): windows side by side, for C_in that is not a multiple
 // of 16 or a layer with a left shift.
@@ -198,6 +226,8 @@ void run_groups(const RunConv& c) {
         }
       }
     }
+    if (c.constants) copy_constants(c, lanes, out);
+    if (c.filters == 0) continue;
     if (kTail && c.dense) {
       helium::filters_side_by_side<true>(c, patch, stride, lanes, out);
     } else if (kTail) {
@@ -220,6 +250,7 @@ void run_groups(const RunConv& c) {
                   patch + q * stride);
       win[q] = patch + q * stride;
     }
+    if (c.constants) copy_constants(c, lanes, out);
     run_filters(c, win, lanes, out);
 #endif
   }

@@ -22,7 +22,7 @@
 namespace dtmm {
 
 struct ConvRun {
-  uint16_t offset;  // first window byte
+  uint16_t offset;  // first window byte (x kChainedScale where runs_chained)
   uint16_t length;  // bytes (| kRunContinues where runs_chained)
 };
 
@@ -32,11 +32,20 @@ struct ConvRun {
 // turns the length into blocks).
 constexpr uint16_t kRunContinues = 8;
 
-// What the inner loop needs of one filter, read with two LDRDs.
+// Where runs_chained(c), the four windows are interleaved block by block, so
+// window byte b of window 0 is patch byte 4 * b: offsets are stored so
+// scaled, and one UXTAH turns a run word into its patch address.
+constexpr int32_t kChainedScale = 4;
+
+// What the inner loop needs of one filter with runs, read with two LDRDs.
+// Filters without runs have no head: their constant outputs are copied in a
+// row per pixel (RunConv::constants) before the heads' filters run.
 struct FilterHead {
-  int32_t bias;  // folded bias (bias + input_offset * weight sum), or with
-                 // runs == 0 the filter's output value at every pixel
-  int32_t runs;  // runs of this filter (1 for a dense filter)
+  int32_t bias;   // folded bias (bias + input_offset * weight sum); while
+                  // runs == 0 (before drop_empty) the constant output
+  uint16_t step;  // output channels from the previous head's (from
+                  // oc_begin - 1 for the first)
+  uint16_t runs;  // runs of this filter (1 for a dense filter)
   int32_t multiplier;
   int32_t shift;
 };
@@ -57,7 +66,10 @@ struct RunConv {
   const int8_t* values;
   const ConvRun* runs;      // the runs of those filters, filter by filter,
   bool dense;               // or (dense) runs[0] alone, for every filter
-  const FilterHead* heads;  // of those filters (at most kRunConvChunk)
+  const FilterHead* heads;  // of those filters with runs (at most kRunConvChunk)
+  int32_t filters;          // heads
+  const int8_t* constants;  // if not null, oc_end - oc_begin bytes that hold
+                            // the outputs of the filters without runs
   bool right_shifts;        // every head's shift is negative
 
   // The op's per-channel tables (indexed by output channel), for set_heads.
@@ -97,9 +109,15 @@ void set_constant(const RunConv& c, int32_t oc, FilterHead& h);
 // Gives head h (of c's filter oc) `runs` runs; a filter with none has a
 // constant output, which its bias then holds.
 inline void set_runs(const RunConv& c, int32_t oc, FilterHead& h, int32_t runs) {
-  h.runs = runs;
+  h.runs = static_cast<uint16_t>(runs);
   if (runs == 0) set_constant(c, oc, h);
 }
+
+// After set_runs: removes the heads of filters without runs, whose constant
+// outputs go into row[0, oc_end - oc_begin) (c.constants, if there are any),
+// and sets the remaining heads' steps. A pixel group then pays nothing per
+// empty filter but one row copy.
+void drop_empty(RunConv& c, FilterHead* heads, int8_t* row);
 
 }  // namespace dtmm
 
