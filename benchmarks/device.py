@@ -133,7 +133,7 @@ def kernel_table(target: str) -> list[dict]:
             row["dense_instructions"] = row.get("dense_instructions", counts["never"])
             row["fwcs_over_dense"][f"{s:.1f}"] = counts["always"] / counts["never"]
         table.append(row)
-        ratios = "".join(f"{r:>7.2f}" for r in row["fwcs_over_dense"].values())
+        ratios = "".join(f"{r:>7.3f}" for r in row["fwcs_over_dense"].values())
         label = f"{h} {w} {ci} {co} {k} {stride}"
         print(f"{label:<26}{row['dense_instructions']:>10,}{ratios}")
     return table

@@ -209,17 +209,17 @@ __attribute__((always_inline)) inline void mac_side_by_side(const int8_t*& w, co
 
 // The whole filter loop over interleaved windows in assembly. Per filter and
 // pixel group, the bookkeeping is what a sparse filter cannot shed, so it is
-// kept to 20 instructions, and 5 per run (GCC 12 spilled the loop's
+// kept to 18 instructions, and 5 per run (GCC 12 spilled the loop's
 // pointers around the MAC loops and took about 35). A head is read with two
-// LDRDs (bias and step, then multiplier and shift); the four sums enter one
-// vector with a VDUP and three VMOVs (the two-lane VMOV would save two, but
-// as assembled by GNU as and run under QEMU it gave wrong outputs in either
-// register order; not investigated further). Every shift must be a right
-// shift (c.right_shifts). The loop runs at least once: c.filters > 0.
+// LDRDs (bias and step, then multiplier and shift); the four sums enter the
+// vector as two doublewords (VMOV Dm, Rt, Rt2 puts Rt in the low word). The
+// MVE two-lane VMOV would do as well, but QEMU and LLVM disagree on which of
+// its registers goes to the lower lane, so what passed under QEMU could fail
+// on silicon. Every shift must be a right shift (c.right_shifts). The loop
+// runs at least once: c.filters > 0.
 
 // A filter's head: its bias into the four sums, its output channel into o.
 #define DTMM_FILTER_HEAD                 \
-  "   vmsr    p0, %[real]\n"             \
   "0: ldrd    %[a0], %[t], [%[h]], #8\n" \
   "   uxtah   %[o], %[o], %[t]\n"        \
   "   mov     %[a1], %[a0]\n"            \
@@ -229,10 +229,8 @@ __attribute__((always_inline)) inline void mac_side_by_side(const int8_t*& w, co
 // Sums of a filter to bytes (the requantization of requantize_lanes with a
 // negative shift), then the store and the filter loop's end.
 #define DTMM_REQUANTIZE_STORE_NEXT      \
-  "   vdup.32 q0, %[a0]\n"              \
-  "   vmov.32 q0[1], %[a1]\n"           \
-  "   vmov.32 q0[2], %[a2]\n"           \
-  "   vmov.32 q0[3], %[a3]\n"           \
+  "   vmov    d0, %[a0], %[a1]\n"       \
+  "   vmov    d1, %[a2], %[a3]\n"       \
   "   ldrd    %[t], %[x], [%[h]], #8\n" \
   "   vqrdmulh.s32 q0, q0, %[t]\n"      \
   "   vshr.s32 q1, q0, #31\n"           \
@@ -241,10 +239,17 @@ __attribute__((always_inline)) inline void mac_side_by_side(const int8_t*& w, co
   "   vadd.i32 q0, q0, %q[off]\n"       \
   "   vmax.s32 q0, q0, %q[lo]\n"        \
   "   vmin.s32 q0, q0, %q[hi]\n"        \
-  "   vpst\n"                           \
-  "   vstrbt.32 q0, [%[o], %q[offs]]\n" \
+  "   vstrb.32 q0, [%[o], %q[offs]]\n"  \
   "   cmp     %[h], %[end]\n"           \
   "   bne     0b\n"
+
+// Byte offsets of the group's four outputs of one channel: `out_channels`
+// apart, spare lanes (past `lanes`) on the last real one, whose value they
+// hold too (run_groups), so the store needs no predicate.
+__attribute__((always_inline)) inline uint32x4_t output_offsets(const RunConv& c, int32_t lanes) {
+  const uint32x4_t q = vminq_u32(vidupq_n_u32(0, 1), vdupq_n_u32(static_cast<uint32_t>(lanes - 1)));
+  return vmulq_n_u32(q, static_cast<uint32_t>(c.out_channels));
+}
 
 // Lanes (1..4) of the group are real pixels; their outputs start
 // `out_channels` bytes apart at `out`.
@@ -257,10 +262,9 @@ void filters_interleaved(const RunConv& c, const int8_t* patch, int32_t lanes, i
   const int8_t* w = c.values;
   const FilterHead* head = c.heads;
   const FilterHead* const end = head + c.filters;
-  const uint32x4_t offs = vmulq_n_u32(vidupq_n_u32(0, 1), static_cast<uint32_t>(c.out_channels));
+  const uint32x4_t offs = output_offsets(c, lanes);
   const int32x4_t lo = vdupq_n_s32(c.act_min), hi = vdupq_n_s32(c.act_max);
   const int32x4_t off = vdupq_n_s32(c.output_offset);
-  const uint32_t real = vctp32q(static_cast<uint32_t>(lanes));
   int32_t a0, a1, a2, a3, t;
   const int8_t* x;
   // An address, not a pointer: the first head's step moves it into the row.
@@ -274,9 +278,9 @@ void filters_interleaved(const RunConv& c, const int8_t* patch, int32_t lanes, i
                      "2:\n" DTMM_REQUANTIZE_STORE_NEXT
                      : [w] "+r"(w), [h] "+r"(head), [o] "+r"(o), [t] "=&r"(t), [x] "=&r"(x),
                        [a0] "=&Te"(a0), [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
-                     : [p] "r"(patch), [n] "r"(blocks), [end] "r"(end), [real] "r"(real),
-                       [offs] "w"(offs), [lo] "w"(lo), [hi] "w"(hi), [off] "w"(off)
-                     : "q0", "q1", "q2", "q3", "lr", "p0", "memory", "cc");
+                     : [p] "r"(patch), [n] "r"(blocks), [end] "r"(end), [offs] "w"(offs),
+                       [lo] "w"(lo), [hi] "w"(hi), [off] "w"(off)
+                     : "q0", "q1", "q2", "q3", "lr", "memory", "cc");
     return;
   }
   // A run word is its patch offset | length << 16. Its blocks are the length
@@ -293,9 +297,8 @@ void filters_interleaved(const RunConv& c, const int8_t* patch, int32_t lanes, i
       "2: bcs     4b\n" DTMM_REQUANTIZE_STORE_NEXT
       : [w] "+r"(w), [r] "+r"(run), [h] "+r"(head), [o] "+r"(o), [t] "=&r"(t), [x] "=&r"(x),
         [a0] "=&Te"(a0), [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
-      : [p] "r"(patch), [end] "r"(end), [real] "r"(real), [offs] "w"(offs), [lo] "w"(lo),
-        [hi] "w"(hi), [off] "w"(off)
-      : "q0", "q1", "q2", "q3", "lr", "p0", "memory", "cc");
+      : [p] "r"(patch), [end] "r"(end), [offs] "w"(offs), [lo] "w"(lo), [hi] "w"(hi), [off] "w"(off)
+      : "q0", "q1", "q2", "q3", "lr", "memory", "cc");
 }
 
 #undef DTMM_FILTER_HEAD
@@ -318,10 +321,8 @@ void filters_side_by_side(const RunConv& c, const int8_t* patch, int32_t stride,
                           int8_t* out) {
   const int8_t* w = c.values;
   const ConvRun* run = c.runs;
-  const uint32x4_t out_offsets =
-      vmulq_n_u32(vidupq_n_u32(0, 1), static_cast<uint32_t>(c.out_channels));
+  const uint32x4_t out_offsets = output_offsets(c, lanes);
   const int32x4_t lo = vdupq_n_s32(c.act_min), hi = vdupq_n_s32(c.act_max);
-  const mve_pred16_t real = vctp32q(static_cast<uint32_t>(lanes));
   const FilterHead* h = c.heads;
   const FilterHead* const end = h + c.filters;
   for (int32_t oc = c.oc_begin - 1; h < end; ++h) {
@@ -337,7 +338,7 @@ void filters_side_by_side(const RunConv& c, const int8_t* patch, int32_t stride,
     }
     int32x4_t v = requantize_lanes(lanes_of(a0, a1, a2, a3), h->multiplier, h->shift);
     v = vminq_s32(vmaxq_s32(vaddq_n_s32(v, c.output_offset), lo), hi);
-    vstrbq_scatter_offset_p_s32(out + oc, out_offsets, v, real);
+    vstrbq_scatter_offset_s32(out + oc, out_offsets, v);
   }
 }
 

@@ -215,7 +215,8 @@ void run_groups(const RunConv& c) {
         helium::interleave_row_group(c, origin, row, step, patch);
       }
     } else {
-      // Spare lanes of the last group repeat its last pixel (computed, not stored).
+      // Spare lanes of the last group repeat its last pixel (computed, and
+      // stored to where the last pixel's outputs go, with the same values).
       for (int32_t q = 0; q < 4; ++q) {
         if (q < lanes) px = cursor.next();
         if (kTail) {
