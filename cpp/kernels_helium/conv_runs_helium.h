@@ -213,10 +213,12 @@ __attribute__((always_inline)) inline void mac_side_by_side(const int8_t*& w, co
 // pointers around the MAC loops and took about 35). A head is read with two
 // LDRDs (bias and step, then multiplier and shift); the four sums enter the
 // vector as two doublewords (VMOV Dm, Rt, Rt2 puts Rt in the low word). The
-// MVE two-lane VMOV would do as well, but QEMU and LLVM disagree on which of
-// its registers goes to the lower lane, so what passed under QEMU could fail
-// on silicon. Every shift must be a right shift (c.right_shifts). The loop
-// runs at least once: c.filters > 0.
+// MVE two-lane VMOV would do as well, but QEMU puts its first register in
+// the lower lane while LLVM's code for building a vector names the upper
+// lane's value first (vmov q0[2], q0[0], r2, r0): one of them is not what
+// silicon does, and no test under QEMU can tell which. Every shift must be
+// a right shift (c.right_shifts). The loop runs at least once:
+// c.filters > 0.
 
 // A filter's head: its bias into the four sums, its output channel into o.
 #define DTMM_FILTER_HEAD                 \
