@@ -146,7 +146,8 @@ static bool fwcs_runs(const OpContext& ctx) {
   runs[0] = ConvRun{0, static_cast<uint16_t>(ic)};
   uint32_t bit = 0;
   for (int32_t begin = 0; begin < oc_count; begin += chunk) {
-    set_heads(c, begin, oc_count - begin < chunk ? oc_count : begin + chunk, heads);
+    HeadBuilder builder(c, begin, oc_count - begin < chunk ? oc_count : begin + chunk, heads,
+                        constants);
     c.values = values;
     const uint16_t more = runs_chained(c) ? kRunContinues : 0;
     int32_t n = 0;
@@ -154,14 +155,13 @@ static bool fwcs_runs(const OpContext& ctx) {
       if (c.dense) {
         const int32_t kept = (mask[bit >> 3] >> (bit & 7)) & 1;
         values += kept * ic;
-        set_runs(c, oc, heads[oc - begin], kept);
+        builder.add(oc, kept);
         continue;
       }
       const int32_t first = n;
       n = filter_runs(mask, bit, taps, ic, more, runs, n, values);
-      set_runs(c, oc, heads[oc - begin], n - first);
+      builder.add(oc, n - first);
     }
-    drop_empty(c, heads, constants);
     conv_runs(c);
   }
   return true;

@@ -55,37 +55,35 @@ RunConv run_conv_for(const OpContext& ctx, const dtmm_conv_params& p, int32_t kh
   return c;
 }
 
-void set_heads(RunConv& c, int32_t oc_begin, int32_t oc_end, FilterHead* heads) {
+HeadBuilder::HeadBuilder(RunConv& c, int32_t oc_begin, int32_t oc_end, FilterHead* heads,
+                         int8_t* row)
+    : c_(c), heads_(heads), row_(row), last_(oc_begin - 1) {
   c.oc_begin = oc_begin;
   c.oc_end = oc_end;
   c.heads = heads;
-  c.filters = oc_end - oc_begin;
+  c.filters = 0;
   c.constants = nullptr;
   c.right_shifts = true;
-  for (int32_t oc = oc_begin; oc < oc_end; ++oc) {
-    heads[oc - oc_begin] = FilterHead{c.folded_bias[oc], 1, 1, c.multiplier[oc], c.shift[oc]};
-    c.right_shifts = c.right_shifts && c.shift[oc] < 0;
-  }
+  for (int32_t oc = oc_begin; oc < oc_end; ++oc) c.right_shifts = c.right_shifts && c.shift[oc] < 0;
 }
 
-void drop_empty(RunConv& c, FilterHead* heads, int8_t* row) {
-  int32_t kept = 0, last = -1;
-  for (int32_t i = 0; i < c.oc_end - c.oc_begin; ++i) {
-    if (heads[i].runs == 0) {
-      row[i] = static_cast<int8_t>(heads[i].bias);
-      c.constants = row;
-      continue;
-    }
-    heads[kept] = heads[i];
-    heads[kept++].step = static_cast<uint16_t>(i - last);
-    last = i;
+void HeadBuilder::add(int32_t oc, int32_t runs) {
+  const int32_t multiplier = c_.multiplier[oc], shift = c_.shift[oc];
+  if (runs == 0) {
+    const int32_t v = multiply_by_quantized_multiplier(c_.folded_bias[oc], multiplier, shift);
+    row_[oc - c_.oc_begin] =
+        static_cast<int8_t>(clamp_i32(v + c_.output_offset, c_.act_min, c_.act_max));
+    c_.constants = row_;
+    return;
   }
-  c.filters = kept;
+  heads_[c_.filters++] = FilterHead{c_.folded_bias[oc], static_cast<uint16_t>(oc - last_),
+                                    static_cast<uint16_t>(runs), multiplier, shift};
+  last_ = oc;
 }
 
-void set_constant(const RunConv& c, int32_t oc, FilterHead& h) {
-  const int32_t v = multiply_by_quantized_multiplier(c.folded_bias[oc], h.multiplier, h.shift);
-  h.bias = clamp_i32(v + c.output_offset, c.act_min, c.act_max);
+void set_heads(RunConv& c, int32_t oc_begin, int32_t oc_end, FilterHead* heads) {
+  HeadBuilder builder(c, oc_begin, oc_end, heads, nullptr);
+  for (int32_t oc = oc_begin; oc < oc_end; ++oc) builder.add(oc, 1);
 }
 
 namespace {

@@ -41,8 +41,7 @@ constexpr int32_t kChainedScale = 4;
 // Filters without runs have no head: their constant outputs are copied in a
 // row per pixel (RunConv::constants) before the heads' filters run.
 struct FilterHead {
-  int32_t bias;   // folded bias (bias + input_offset * weight sum); while
-                  // runs == 0 (before drop_empty) the constant output
+  int32_t bias;   // folded bias (bias + input_offset * weight sum)
   uint16_t step;  // output channels from the previous head's (from
                   // oc_begin - 1 for the first)
   uint16_t runs;  // runs of this filter (1 for a dense filter)
@@ -99,25 +98,24 @@ bool runs_chained(const RunConv& c);
 RunConv run_conv_for(const OpContext& ctx, const dtmm_conv_params& p, int32_t kh, int32_t kw,
                      int32_t oc_count);
 
-// Fills heads[0, oc_end - oc_begin) from the op's tables with one run per
-// filter, and points c at filters [oc_begin, oc_end).
+// Builds the heads of one chunk of c's filters, [oc_begin, oc_end), from the
+// op's tables and points c at them: a filter with runs gets a head, one
+// without has a constant output, which goes into `row` (c.constants) instead.
+// Filters are added in increasing order.
+class HeadBuilder {
+ public:
+  HeadBuilder(RunConv& c, int32_t oc_begin, int32_t oc_end, FilterHead* heads, int8_t* row);
+  void add(int32_t oc, int32_t runs);
+
+ private:
+  RunConv& c_;
+  FilterHead* heads_;
+  int8_t* row_;
+  int32_t last_;  // the channel of the last head
+};
+
+// Heads for a chunk of dense filters (one run each).
 void set_heads(RunConv& c, int32_t oc_begin, int32_t oc_end, FilterHead* heads);
-
-// Makes head h (of c's filter oc, which has no runs) hold its constant output.
-void set_constant(const RunConv& c, int32_t oc, FilterHead& h);
-
-// Gives head h (of c's filter oc) `runs` runs; a filter with none has a
-// constant output, which its bias then holds.
-inline void set_runs(const RunConv& c, int32_t oc, FilterHead& h, int32_t runs) {
-  h.runs = static_cast<uint16_t>(runs);
-  if (runs == 0) set_constant(c, oc, h);
-}
-
-// After set_runs: removes the heads of filters without runs, whose constant
-// outputs go into row[0, oc_end - oc_begin) (c.constants, if there are any),
-// and sets the remaining heads' steps. A pixel group then pays nothing per
-// empty filter but one row copy.
-void drop_empty(RunConv& c, FilterHead* heads, int8_t* row);
 
 }  // namespace dtmm
 
