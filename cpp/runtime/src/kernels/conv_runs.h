@@ -71,7 +71,7 @@ struct RunConv {
                             // the outputs of the filters without runs
   bool right_shifts;        // every head's shift is negative
 
-  // The op's per-channel tables (indexed by output channel), for set_heads.
+  // The op's per-channel tables (indexed by output channel), for HeadBuilder.
   const int32_t* folded_bias;  // bias + input_offset * sum of the filter's weights
   const int32_t* multiplier;
   const int32_t* shift;
@@ -89,12 +89,12 @@ bool conv_runs_fits(int32_t kh, int32_t kw, int32_t ic, int32_t pad_h, int32_t p
 void conv_runs(const RunConv& c);
 
 // Whether conv_runs(c) takes the Helium assembly loop, which wants its runs
-// marked with kRunContinues (c's heads must be set).
+// marked with kRunContinues (c's chunk must be set: HeadBuilder).
 bool runs_chained(const RunConv& c);
 
 // A RunConv for all `oc_count` filters of a conv op (input 0, output 0,
 // kh x kw filters); the caller sets values and runs, and per chunk of at
-// most kRunConvChunk filters the heads (set_heads).
+// most kRunConvChunk filters the heads (HeadBuilder, set_heads).
 RunConv run_conv_for(const OpContext& ctx, const dtmm_conv_params& p, int32_t kh, int32_t kw,
                      int32_t oc_count);
 
