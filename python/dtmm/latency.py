@@ -111,7 +111,8 @@ class LayerShape:
             "row_dots": outputs * self.kh * -(-(self.kw * self.c_in) // 16),
             "kept_vector_dots": pixels * self.kept * vec,
             "kept_taps": pixels * self.kept,
-            # the device stores an empty filter's constant without requantizing
+            # only filters with runs pass through the device filter loop; an
+            # empty filter's constant output is copied
             "live_outputs": pixels * live,
             # each run of a filter has its own loop set-up on the device
             "kept_runs": pixels * runs,
