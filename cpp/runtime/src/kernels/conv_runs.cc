@@ -67,18 +67,12 @@ HeadBuilder::HeadBuilder(RunConv& c, int32_t oc_begin, int32_t oc_end, FilterHea
   for (int32_t oc = oc_begin; oc < oc_end; ++oc) c.right_shifts = c.right_shifts && c.shift[oc] < 0;
 }
 
-void HeadBuilder::add(int32_t oc, int32_t runs) {
-  const int32_t multiplier = c_.multiplier[oc], shift = c_.shift[oc];
-  if (runs == 0) {
-    const int32_t v = multiply_by_quantized_multiplier(c_.folded_bias[oc], multiplier, shift);
-    row_[oc - c_.oc_begin] =
-        static_cast<int8_t>(clamp_i32(v + c_.output_offset, c_.act_min, c_.act_max));
-    c_.constants = row_;
-    return;
-  }
-  heads_[c_.filters++] = FilterHead{c_.folded_bias[oc], static_cast<uint16_t>(oc - last_),
-                                    static_cast<uint16_t>(runs), multiplier, shift};
-  last_ = oc;
+void HeadBuilder::add_constant(int32_t oc) {
+  const int32_t v =
+      multiply_by_quantized_multiplier(c_.folded_bias[oc], c_.multiplier[oc], c_.shift[oc]);
+  row_[oc - c_.oc_begin] =
+      static_cast<int8_t>(clamp_i32(v + c_.output_offset, c_.act_min, c_.act_max));
+  c_.constants = row_;
 }
 
 void set_heads(RunConv& c, int32_t oc_begin, int32_t oc_end, FilterHead* heads) {

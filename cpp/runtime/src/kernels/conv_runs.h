@@ -105,9 +105,20 @@ RunConv run_conv_for(const OpContext& ctx, const dtmm_conv_params& p, int32_t kh
 class HeadBuilder {
  public:
   HeadBuilder(RunConv& c, int32_t oc_begin, int32_t oc_end, FilterHead* heads, int8_t* row);
-  void add(int32_t oc, int32_t runs);
+  // Inline: the FWCS decode adds every filter at every inference.
+  void add(int32_t oc, int32_t runs) {
+    if (runs == 0) {
+      add_constant(oc);
+      return;
+    }
+    heads_[c_.filters++] = FilterHead{c_.folded_bias[oc], static_cast<uint16_t>(oc - last_),
+                                      static_cast<uint16_t>(runs), c_.multiplier[oc], c_.shift[oc]};
+    last_ = oc;
+  }
 
  private:
+  void add_constant(int32_t oc);
+
   RunConv& c_;
   FilterHead* heads_;
   int8_t* row_;
