@@ -145,7 +145,8 @@ def test_random_softmax_on_m55(case):
 # density from dense to fully pruned, 7x7 windows (masks decoded bit by bit),
 # windows over 1 KB (the reference loop on the M55), and more than 64 filters
 # (two chunks, each with its own row of emptied filters' constant outputs,
-# one whole vector and a partial one).
+# one whole vector and a partial one), and windows of at most 16 bytes (one
+# predicated weight vector per filter).
 RUN_CONV_CASES = [
     # (out_h, out_w, c_in, c_out, k, stride)
     (5, 7, 3, 8, 3, 1),
@@ -159,6 +160,8 @@ RUN_CONV_CASES = [
     (4, 8, 32, 8, 3, 1),
     (3, 5, 16, 90, 1, 1),
     (2, 5, 32, 90, 3, 1),
+    (3, 7, 8, 20, 1, 1),
+    (3, 5, 1, 6, 3, 2),
 ]
 
 

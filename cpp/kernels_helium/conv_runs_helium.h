@@ -303,6 +303,43 @@ void filters_interleaved(const RunConv& c, const int8_t* patch, int32_t lanes, i
       : "q0", "q1", "q2", "q3", "lr", "memory", "cc");
 }
 
+// Dense filters whose window is at most 16 bytes (a 1x1 layer with C_in
+// below 16), over side-by-side windows 16 bytes apart: each filter is one
+// weight load, predicated to the window so that it reads no further and the
+// patch bytes past each window meet zero weights, and four VMLADAVA. Every
+// shift must be a right shift (c.right_shifts).
+inline void filters_small_window(const RunConv& c, const int8_t* patch, int32_t lanes,
+                                 int8_t* out) {
+  const int32_t n = c.kh * c.kw * c.ic;
+  const int8_t* w = c.values;
+  const FilterHead* head = c.heads;
+  const FilterHead* const end = head + c.filters;
+  const uint32x4_t offs = output_offsets(c, lanes);
+  const int32x4_t lo = vdupq_n_s32(c.act_min), hi = vdupq_n_s32(c.act_max);
+  const int32x4_t off = vdupq_n_s32(c.output_offset);
+  const uint32_t window = vctp8q(static_cast<uint32_t>(n));
+  int32_t a0, a1, a2, a3, t;
+  const int8_t* x;
+  uintptr_t o = reinterpret_cast<uintptr_t>(out) + static_cast<uint32_t>(c.oc_begin - 1);
+  __asm__ volatile("   vmsr    p0, %[window]\n" DTMM_FILTER_HEAD
+                   "   vpst\n"
+                   "   vldrbt.8 q0, [%[w]]\n"
+                   "   add     %[w], %[w], %[n]\n"
+                   "   vldrb.8 q1, [%[p]]\n"
+                   "   vmladava.s8 %[a0], q1, q0\n"
+                   "   vldrb.8 q2, [%[p], #16]\n"
+                   "   vmladava.s8 %[a1], q2, q0\n"
+                   "   vldrb.8 q3, [%[p], #32]\n"
+                   "   vmladava.s8 %[a2], q3, q0\n"
+                   "   vldrb.8 q1, [%[p], #48]\n"
+                   "   vmladava.s8 %[a3], q1, q0\n" DTMM_REQUANTIZE_STORE_NEXT
+                   : [w] "+r"(w), [h] "+r"(head), [o] "+r"(o), [t] "=&r"(t), [x] "=&r"(x),
+                     [a0] "=&Te"(a0), [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
+                   : [p] "r"(patch), [n] "r"(n), [end] "r"(end), [window] "r"(window),
+                     [offs] "w"(offs), [lo] "w"(lo), [hi] "w"(hi), [off] "w"(off)
+                   : "q0", "q1", "q2", "q3", "p0", "memory", "cc");
+}
+
 #undef DTMM_FILTER_HEAD
 #undef DTMM_REQUANTIZE_STORE_NEXT
 

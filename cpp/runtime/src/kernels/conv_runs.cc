@@ -182,6 +182,8 @@ void run_groups(const RunConv& c) {
   int8_t* const tile = patch + tile_at;
   const bool tiles = tile_at + c.kh * span * c.ic <= static_cast<int32_t>(sizeof(patch));
   const ptrdiff_t step = static_cast<ptrdiff_t>(c.stride_w) * c.ic;
+  // Windows of at most 16 bytes lie 16 apart: one vector each.
+  const bool small_window = kTail && c.dense && window <= 16 && c.right_shifts;
 #endif
   const int64_t pixels = int64_t{c.batches} * c.oh * c.ow;
   PixelCursor cursor(c);
@@ -221,7 +223,9 @@ void run_groups(const RunConv& c) {
     }
     if (c.constants) copy_constants(c, lanes, out);
     if (c.filters == 0) continue;
-    if (kTail && c.dense) {
+    if (kTail && small_window) {
+      helium::filters_small_window(c, patch, lanes, out);
+    } else if (kTail && c.dense) {
       helium::filters_side_by_side<true>(c, patch, stride, lanes, out);
     } else if (kTail) {
       helium::filters_side_by_side<false>(c, patch, stride, lanes, out);
