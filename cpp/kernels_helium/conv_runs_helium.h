@@ -253,8 +253,25 @@ __attribute__((always_inline)) inline uint32x4_t output_offsets(const RunConv& c
   return vmulq_n_u32(q, static_cast<uint32_t>(c.out_channels));
 }
 
+// What the assembly filter loops take per pixel group besides the patch:
+// where the heads end, the output offsets and clamp, and the output address
+// (an address, not a pointer: the first head's step moves it into the row).
 // Lanes (1..4) of the group are real pixels; their outputs start
 // `out_channels` bytes apart at `out`.
+struct FilterLoop {
+  FilterLoop(const RunConv& c, int32_t lanes, int8_t* out)
+      : end(c.heads + c.filters),
+        offs(output_offsets(c, lanes)),
+        lo(vdupq_n_s32(c.act_min)),
+        hi(vdupq_n_s32(c.act_max)),
+        off(vdupq_n_s32(c.output_offset)),
+        o(reinterpret_cast<uintptr_t>(out) + static_cast<uint32_t>(c.oc_begin - 1)) {}
+  const FilterHead* end;
+  uint32x4_t offs;
+  int32x4_t lo, hi, off;
+  uintptr_t o;
+};
+
 template <bool kDense>
 void filters_interleaved(const RunConv& c, const int8_t* patch, int32_t lanes, int8_t* out) {
   static_assert(sizeof(ConvRun) == 4 && offsetof(ConvRun, length) == 2,
@@ -263,14 +280,9 @@ void filters_interleaved(const RunConv& c, const int8_t* patch, int32_t lanes, i
                 "head = (bias, step | runs << 16), (multiplier, shift)");
   const int8_t* w = c.values;
   const FilterHead* head = c.heads;
-  const FilterHead* const end = head + c.filters;
-  const uint32x4_t offs = output_offsets(c, lanes);
-  const int32x4_t lo = vdupq_n_s32(c.act_min), hi = vdupq_n_s32(c.act_max);
-  const int32x4_t off = vdupq_n_s32(c.output_offset);
+  FilterLoop l(c, lanes, out);
   int32_t a0, a1, a2, a3, t;
   const int8_t* x;
-  // An address, not a pointer: the first head's step moves it into the row.
-  uintptr_t o = reinterpret_cast<uintptr_t>(out) + static_cast<uint32_t>(c.oc_begin - 1);
   if (kDense) {
     // Every filter with runs is one run of `blocks` blocks over the window.
     const int32_t blocks = (c.kh * c.kw * c.ic) >> 4;
@@ -278,10 +290,10 @@ void filters_interleaved(const RunConv& c, const int8_t* patch, int32_t lanes, i
                      "   mov     %[x], %[p]\n"
                      "   wls     lr, %[n], 2f\n" DTMM_MAC4_INTERLEAVED_LOOP
                      "2:\n" DTMM_REQUANTIZE_STORE_NEXT
-                     : [w] "+r"(w), [h] "+r"(head), [o] "+r"(o), [t] "=&r"(t), [x] "=&r"(x),
+                     : [w] "+r"(w), [h] "+r"(head), [o] "+r"(l.o), [t] "=&r"(t), [x] "=&r"(x),
                        [a0] "=&Te"(a0), [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
-                     : [p] "r"(patch), [n] "r"(blocks), [end] "r"(end), [offs] "w"(offs),
-                       [lo] "w"(lo), [hi] "w"(hi), [off] "w"(off)
+                     : [p] "r"(patch), [n] "r"(blocks), [end] "r"(l.end), [offs] "w"(l.offs),
+                       [lo] "w"(l.lo), [hi] "w"(l.hi), [off] "w"(l.off)
                      : "q0", "q1", "q2", "q3", "lr", "memory", "cc");
     return;
   }
@@ -297,9 +309,10 @@ void filters_interleaved(const RunConv& c, const int8_t* patch, int32_t lanes, i
       "   lsrs    %[t], %[t], #20\n"
       "   wls     lr, %[t], 2f\n" DTMM_MAC4_INTERLEAVED_LOOP
       "2: bcs     4b\n" DTMM_REQUANTIZE_STORE_NEXT
-      : [w] "+r"(w), [r] "+r"(run), [h] "+r"(head), [o] "+r"(o), [t] "=&r"(t), [x] "=&r"(x),
+      : [w] "+r"(w), [r] "+r"(run), [h] "+r"(head), [o] "+r"(l.o), [t] "=&r"(t), [x] "=&r"(x),
         [a0] "=&Te"(a0), [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
-      : [p] "r"(patch), [end] "r"(end), [offs] "w"(offs), [lo] "w"(lo), [hi] "w"(hi), [off] "w"(off)
+      : [p] "r"(patch), [end] "r"(l.end), [offs] "w"(l.offs), [lo] "w"(l.lo), [hi] "w"(l.hi),
+        [off] "w"(l.off)
       : "q0", "q1", "q2", "q3", "lr", "memory", "cc");
 }
 
@@ -313,14 +326,10 @@ inline void filters_small_window(const RunConv& c, const int8_t* patch, int32_t 
   const int32_t n = c.kh * c.kw * c.ic;
   const int8_t* w = c.values;
   const FilterHead* head = c.heads;
-  const FilterHead* const end = head + c.filters;
-  const uint32x4_t offs = output_offsets(c, lanes);
-  const int32x4_t lo = vdupq_n_s32(c.act_min), hi = vdupq_n_s32(c.act_max);
-  const int32x4_t off = vdupq_n_s32(c.output_offset);
+  FilterLoop l(c, lanes, out);
   const uint32_t window = vctp8q(static_cast<uint32_t>(n));
   int32_t a0, a1, a2, a3, t;
   const int8_t* x;
-  uintptr_t o = reinterpret_cast<uintptr_t>(out) + static_cast<uint32_t>(c.oc_begin - 1);
   __asm__ volatile("   vmsr    p0, %[window]\n" DTMM_FILTER_HEAD
                    "   vpst\n"
                    "   vldrbt.8 q0, [%[w]]\n"
@@ -333,10 +342,10 @@ inline void filters_small_window(const RunConv& c, const int8_t* patch, int32_t 
                    "   vmladava.s8 %[a2], q3, q0\n"
                    "   vldrb.8 q1, [%[p], #48]\n"
                    "   vmladava.s8 %[a3], q1, q0\n" DTMM_REQUANTIZE_STORE_NEXT
-                   : [w] "+r"(w), [h] "+r"(head), [o] "+r"(o), [t] "=&r"(t), [x] "=&r"(x),
+                   : [w] "+r"(w), [h] "+r"(head), [o] "+r"(l.o), [t] "=&r"(t), [x] "=&r"(x),
                      [a0] "=&Te"(a0), [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
-                   : [p] "r"(patch), [n] "r"(n), [end] "r"(end), [window] "r"(window),
-                     [offs] "w"(offs), [lo] "w"(lo), [hi] "w"(hi), [off] "w"(off)
+                   : [p] "r"(patch), [n] "r"(n), [end] "r"(l.end), [window] "r"(window),
+                     [offs] "w"(l.offs), [lo] "w"(l.lo), [hi] "w"(l.hi), [off] "w"(l.off)
                    : "q0", "q1", "q2", "q3", "p0", "memory", "cc");
 }
 

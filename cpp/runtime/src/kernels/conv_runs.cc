@@ -223,7 +223,7 @@ void run_groups(const RunConv& c) {
     }
     if (c.constants) copy_constants(c, lanes, out);
     if (c.filters == 0) continue;
-    if (kTail && small_window) {
+    if (small_window) {
       helium::filters_small_window(c, patch, lanes, out);
     } else if (kTail && c.dense) {
       helium::filters_side_by_side<true>(c, patch, stride, lanes, out);
