@@ -253,34 +253,62 @@ __attribute__((always_inline)) inline uint32x4_t output_offsets(const RunConv& c
   return vmulq_n_u32(q, static_cast<uint32_t>(c.out_channels));
 }
 
-// What the assembly filter loops take per pixel group besides the patch:
-// where the heads end, the output offsets and clamp, and the output address
-// (an address, not a pointer: the first head's step moves it into the row).
-// Lanes (1..4) of the group are real pixels; their outputs start
-// `out_channels` bytes apart at `out`.
+// The chunk's row of constant outputs (its filters without runs) to each of
+// the group's four pixels, `out_channels` bytes apart; spare lanes store to
+// the last real pixel, as the filter loops do. One load serves four stores,
+// in a tail-predicated loop (no scalar tail).
+__attribute__((always_inline)) inline void store_constants(const RunConv& c, int32_t lanes,
+                                                           int8_t* out) {
+  const auto pixel = [&](int32_t q) {
+    return out + c.oc_begin + static_cast<ptrdiff_t>(q < lanes ? q : lanes - 1) * c.out_channels;
+  };
+  int8_t *d0 = pixel(0), *d1 = pixel(1), *d2 = pixel(2), *d3 = pixel(3);
+  const int8_t* row = c.constants;
+  __asm__ volatile(
+      "   wlstp.8 lr, %[n], 2f\n"
+      "1: vldrb.8 q0, [%[s]], #16\n"
+      "   vstrb.8 q0, [%[d0]], #16\n"
+      "   vstrb.8 q0, [%[d1]], #16\n"
+      "   vstrb.8 q0, [%[d2]], #16\n"
+      "   vstrb.8 q0, [%[d3]], #16\n"
+      "   letp    lr, 1b\n"
+      "2:\n"
+      : [d0] "+r"(d0), [d1] "+r"(d1), [d2] "+r"(d2), [d3] "+r"(d3), [s] "+r"(row)
+      : [n] "r"(c.oc_end - c.oc_begin)
+      : "q0", "lr", "memory");
+}
+
+// What the assembly filter loops take besides the patch and the output, the
+// same for every whole group of a chunk (run_groups makes it once, and again
+// for a last partial group): where the heads end, the output offsets of the
+// group's lanes (1..4 real pixels) and the clamp.
 struct FilterLoop {
-  FilterLoop(const RunConv& c, int32_t lanes, int8_t* out)
+  FilterLoop(const RunConv& c, int32_t lanes)
       : end(c.heads + c.filters),
         offs(output_offsets(c, lanes)),
         lo(vdupq_n_s32(c.act_min)),
         hi(vdupq_n_s32(c.act_max)),
-        off(vdupq_n_s32(c.output_offset)),
-        o(reinterpret_cast<uintptr_t>(out) + static_cast<uint32_t>(c.oc_begin - 1)) {}
+        off(vdupq_n_s32(c.output_offset)) {}
   const FilterHead* end;
   uint32x4_t offs;
   int32x4_t lo, hi, off;
-  uintptr_t o;
 };
 
+// The address the loops' first head step moves into the group's output row
+// at `out` (an address, not a pointer: it starts one channel early).
+__attribute__((always_inline)) inline uintptr_t output_address(const RunConv& c, int8_t* out) {
+  return reinterpret_cast<uintptr_t>(out) + static_cast<uint32_t>(c.oc_begin - 1);
+}
+
 template <bool kDense>
-void filters_interleaved(const RunConv& c, const int8_t* patch, int32_t lanes, int8_t* out) {
+void filters_interleaved(const RunConv& c, const FilterLoop& l, const int8_t* patch, int8_t* out) {
   static_assert(sizeof(ConvRun) == 4 && offsetof(ConvRun, length) == 2,
                 "run = offset | length << 16");
   static_assert(sizeof(FilterHead) == 16 && offsetof(FilterHead, step) == 4,
                 "head = (bias, step | runs << 16), (multiplier, shift)");
   const int8_t* w = c.values;
   const FilterHead* head = c.heads;
-  FilterLoop l(c, lanes, out);
+  uintptr_t o = output_address(c, out);
   int32_t a0, a1, a2, a3, t;
   const int8_t* x;
   if (kDense) {
@@ -290,7 +318,7 @@ void filters_interleaved(const RunConv& c, const int8_t* patch, int32_t lanes, i
                      "   mov     %[x], %[p]\n"
                      "   wls     lr, %[n], 2f\n" DTMM_MAC4_INTERLEAVED_LOOP
                      "2:\n" DTMM_REQUANTIZE_STORE_NEXT
-                     : [w] "+r"(w), [h] "+r"(head), [o] "+r"(l.o), [t] "=&r"(t), [x] "=&r"(x),
+                     : [w] "+r"(w), [h] "+r"(head), [o] "+r"(o), [t] "=&r"(t), [x] "=&r"(x),
                        [a0] "=&Te"(a0), [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
                      : [p] "r"(patch), [n] "r"(blocks), [end] "r"(l.end), [offs] "w"(l.offs),
                        [lo] "w"(l.lo), [hi] "w"(l.hi), [off] "w"(l.off)
@@ -309,7 +337,7 @@ void filters_interleaved(const RunConv& c, const int8_t* patch, int32_t lanes, i
       "   lsrs    %[t], %[t], #20\n"
       "   wls     lr, %[t], 2f\n" DTMM_MAC4_INTERLEAVED_LOOP
       "2: bcs     4b\n" DTMM_REQUANTIZE_STORE_NEXT
-      : [w] "+r"(w), [r] "+r"(run), [h] "+r"(head), [o] "+r"(l.o), [t] "=&r"(t), [x] "=&r"(x),
+      : [w] "+r"(w), [r] "+r"(run), [h] "+r"(head), [o] "+r"(o), [t] "=&r"(t), [x] "=&r"(x),
         [a0] "=&Te"(a0), [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
       : [p] "r"(patch), [end] "r"(l.end), [offs] "w"(l.offs), [lo] "w"(l.lo), [hi] "w"(l.hi),
         [off] "w"(l.off)
@@ -321,12 +349,12 @@ void filters_interleaved(const RunConv& c, const int8_t* patch, int32_t lanes, i
 // weight load, predicated to the window so that it reads no further and the
 // patch bytes past each window meet zero weights, and four VMLADAVA. Every
 // shift must be a right shift (c.right_shifts).
-inline void filters_small_window(const RunConv& c, const int8_t* patch, int32_t lanes,
+inline void filters_small_window(const RunConv& c, const FilterLoop& l, const int8_t* patch,
                                  int8_t* out) {
   const int32_t n = c.kh * c.kw * c.ic;
   const int8_t* w = c.values;
   const FilterHead* head = c.heads;
-  FilterLoop l(c, lanes, out);
+  uintptr_t o = output_address(c, out);
   const uint32_t window = vctp8q(static_cast<uint32_t>(n));
   int32_t a0, a1, a2, a3, t;
   const int8_t* x;
@@ -342,7 +370,7 @@ inline void filters_small_window(const RunConv& c, const int8_t* patch, int32_t 
                    "   vmladava.s8 %[a2], q3, q0\n"
                    "   vldrb.8 q1, [%[p], #48]\n"
                    "   vmladava.s8 %[a3], q1, q0\n" DTMM_REQUANTIZE_STORE_NEXT
-                   : [w] "+r"(w), [h] "+r"(head), [o] "+r"(l.o), [t] "=&r"(t), [x] "=&r"(x),
+                   : [w] "+r"(w), [h] "+r"(head), [o] "+r"(o), [t] "=&r"(t), [x] "=&r"(x),
                      [a0] "=&Te"(a0), [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
                    : [p] "r"(patch), [n] "r"(n), [end] "r"(l.end), [window] "r"(window),
                      [offs] "w"(l.offs), [lo] "w"(l.lo), [hi] "w"(l.hi), [off] "w"(l.off)

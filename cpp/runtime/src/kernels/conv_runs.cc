@@ -154,13 +154,13 @@ void run_filters(const RunConv& c, const int8_t* const win[4], int32_t lanes, in
 // filters with runs then overwrite theirs). One copy, out of line, for both
 // run_groups.
 __attribute__((noinline)) void copy_constants(const RunConv& c, int32_t lanes, int8_t* out) {
-  for (int32_t q = 0; q < lanes; ++q, out += c.out_channels) {
 #if defined(__ARM_FEATURE_MVE)
-    helium::copy_bytes(out + c.oc_begin, c.constants, c.oc_end - c.oc_begin);
+  helium::store_constants(c, lanes, out);
 #else
+  for (int32_t q = 0; q < lanes; ++q, out += c.out_channels) {
     memcpy(out + c.oc_begin, c.constants, static_cast<size_t>(c.oc_end - c.oc_begin));
-#endif
   }
+#endif
 }
 
 // kTail (Helium only): windows side by side, for C_in that is not a multiple
@@ -184,6 +184,7 @@ void run_groups(const RunConv& c) {
   const ptrdiff_t step = static_cast<ptrdiff_t>(c.stride_w) * c.ic;
   // Windows of at most 16 bytes lie 16 apart: one vector each.
   const bool small_window = kTail && c.dense && window <= 16 && c.right_shifts;
+  helium::FilterLoop loop(c, 4);
 #endif
   const int64_t pixels = int64_t{c.batches} * c.oh * c.ow;
   PixelCursor cursor(c);
@@ -223,16 +224,17 @@ void run_groups(const RunConv& c) {
     }
     if (c.constants) copy_constants(c, lanes, out);
     if (c.filters == 0) continue;
+    if (lanes < 4) loop = helium::FilterLoop(c, lanes);
     if (small_window) {
-      helium::filters_small_window(c, patch, lanes, out);
+      helium::filters_small_window(c, loop, patch, out);
     } else if (kTail && c.dense) {
       helium::filters_side_by_side<true>(c, patch, stride, lanes, out);
     } else if (kTail) {
       helium::filters_side_by_side<false>(c, patch, stride, lanes, out);
     } else if (c.dense) {
-      helium::filters_interleaved<true>(c, patch, lanes, out);
+      helium::filters_interleaved<true>(c, loop, patch, out);
     } else {
-      helium::filters_interleaved<false>(c, patch, lanes, out);
+      helium::filters_interleaved<false>(c, loop, patch, out);
     }
 #else
     const int8_t* win[4];
