@@ -526,6 +526,91 @@ def _check_reachable(model: Model, table: _Table, flash: int | None, sram: int |
         raise BudgetError("; ".join(what))
 
 
+@dataclass
+class _Job:
+    """One schedule() call: the model, its data and budgets, the dense
+    baseline, and the steps every search shares."""
+
+    model: Model
+    layers: list[Op]
+    fit_x: np.ndarray
+    evaluator: _Evaluator
+    criterion: str
+    method: str
+    flash: int | None
+    sram: int | None
+    max_accuracy_drop: float
+    labelled: bool
+    say: Callable[[str], None]
+    start: float
+    dense_blob: bytes = field(init=False)
+    dense_arena: int = field(init=False)
+    dense_score: float = field(init=False)
+    dense_instr: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.dense_blob = compile_model(self.model)
+        self.dense_arena = plan_memory(self.model).arena_size
+        self.dense_score = self.evaluator.score(self.evaluator.dense)
+        self.dense_instr = sum(r.instructions for r in latency.predict(self.model))
+
+    def fits(self, blob: bytes, arena: int) -> bool:
+        return (self.flash is None or len(blob) <= self.flash) and (
+            self.sram is None or arena <= self.sram
+        )
+
+    def realise(
+        self, table: _Table, pick: list[int]
+    ) -> tuple[Model, bytes, int, float, float, float]:
+        """The pruned model, blob, arena, predicted instructions, score and
+        (conservative) drop of a pick."""
+        choice = {table.names[i]: table.options[i][j] for i, j in enumerate(pick) if j}
+        pruned = apply_options(self.model, choice, self.fit_x, self.criterion)
+        blob = compile_model(pruned)
+        arena = plan_memory(pruned).arena_size
+        instr = sum(r.instructions for r in latency.predict(pruned))
+        p = self.evaluator.probabilities(pruned)
+        return pruned, blob, arena, instr, self.evaluator.score(p), self.evaluator.drop(p)
+
+    def report(
+        self,
+        pruned: Model,
+        blob: bytes,
+        arena: int,
+        instr: float,
+        score: float,
+        ratios: list[tuple[float, float]],
+    ) -> ScheduleResult:
+        """The result, with each layer's (filterlet, filter) fractions from ``ratios``."""
+        predicted = {r.name: r for r in latency.predict(pruned)}
+        rows = [
+            LayerReport(
+                op.name,
+                *ratios[i],
+                predicted[op.name].kind if op.name in predicted else "-",
+                predicted[op.name].instructions if op.name in predicted else 0.0,
+            )
+            for i, op in enumerate(self.layers)
+        ]
+        result = ScheduleReport(
+            self.method,
+            rows,
+            len(blob),
+            arena,
+            instr,
+            score,
+            len(self.dense_blob),
+            self.dense_arena,
+            self.dense_instr,
+            self.dense_score,
+            "accuracy" if self.labelled else "top-1 agreement with the dense model",
+            time.time() - self.start,
+            {"flash": self.flash, "sram": self.sram, "max_accuracy_drop": self.max_accuracy_drop},
+        )
+        self.say(f"done in {result.seconds:.0f} s")
+        return ScheduleResult(pruned, result)
+
+
 def schedule(
     model: Model,
     flash: int | None = None,
@@ -581,228 +666,40 @@ def schedule(
 
     order = np.random.default_rng(seed).permutation(len(x))
     fit_idx, val_idx = np.sort(order[: len(x) // 2]), np.sort(order[len(x) // 2 :])
-    fit_x = x[fit_idx]
     evaluator = _Evaluator(
         model, x[val_idx], None if labels is None else np.asarray(labels)[val_idx]
     )
-    dense_blob = compile_model(model)
-    dense_arena = plan_memory(model).arena_size
-    dense_score = evaluator.score(evaluator.dense)
-    lm = latency.load()
-    dense_instr = sum(r.instructions for r in latency.predict(model))
-
-    layers = _layers(model)
-
-    def report(pruned: Model, blob: bytes, arena: int, instr: float, score: float, ratios):
-        """The result, with each layer's (filterlet, filter) fractions from ``ratios``."""
-        predicted = {r.name: r for r in latency.predict(pruned)}
-        rows = [
-            LayerReport(
-                op.name,
-                *ratios[i],
-                predicted[op.name].kind if op.name in predicted else "-",
-                predicted[op.name].instructions if op.name in predicted else 0.0,
-            )
-            for i, op in enumerate(layers)
-        ]
-        result = ScheduleReport(
-            method,
-            rows,
-            len(blob),
-            arena,
-            instr,
-            score,
-            len(dense_blob),
-            dense_arena,
-            dense_instr,
-            dense_score,
-            "accuracy" if labels is not None else "top-1 agreement with the dense model",
-            time.time() - start,
-            {"flash": flash, "sram": sram, "max_accuracy_drop": max_accuracy_drop},
-        )
-        say(f"done in {result.seconds:.0f} s")
-        return ScheduleResult(pruned, result)
-
+    job = _Job(
+        model,
+        _layers(model),
+        x[fit_idx],
+        evaluator,
+        criterion,
+        method,
+        flash,
+        sram,
+        max_accuracy_drop,
+        labels is not None,
+        say,
+        start,
+    )
     if method == "layer-adaptive":
-        if sram is not None and dense_arena > sram:
-            raise BudgetError(
-                f"SRAM: the arena is {dense_arena:,} B, {dense_arena - sram:,} B over the "
-                f"{sram:,} B budget; method='layer-adaptive' prunes filterlets only, which "
-                "leave activations as they are (method='greedy' can remove filters)"
-            )
+        return _schedule_layer_adaptive(job)
 
-        def pruned_at(sparsity: float, how: str) -> Model:
-            fit = fit_x if how == "activation" else None
-            return prune.filterlets(
-                model, sparsity, how, calibration=fit, allocation="layer-adaptive"
-            )
-
-        sparsity = 0.0
-        if flash is not None:
-            sparsity = search_layer_adaptive(
-                lambda v: len(compile_model(pruned_at(v, "l2"))), flash, say
-            )
-        pruned = pruned_at(sparsity, criterion)
-        blob = compile_model(pruned)
-        # The criterion picks other filterlets than "l2" did, which can empty
-        # (and so remove) other filters: prune on a filterlet at a time.
-        total = sum(int(np.prod(model.tensors[op.inputs[1]].shape[:3])) for op in layers)
-        while flash is not None and len(blob) > flash:
-            if sparsity >= 0.99:
-                raise BudgetError(
-                    f"flash: at {sparsity:.2%} of the filterlets the blob is {len(blob):,} B, "
-                    f"{len(blob) - flash:,} B over the {flash:,} B budget"
-                )
-            sparsity = min(sparsity + 1.0 / total, 0.99)
-            pruned = pruned_at(sparsity, criterion)
-            blob = compile_model(pruned)
-        shares = prune.layer_adaptive(model, sparsity)
-        return report(
-            pruned,
-            blob,
-            plan_memory(pruned).arena_size,
-            sum(r.instructions for r in latency.predict(pruned)),
-            evaluator.score(evaluator.probabilities(pruned)),
-            [(shares[op.name], 0.0) for op in layers],
-        )
-
+    lm = latency.load()
     table = _Table(
-        [op.name for op in layers],
-        [_options(model, op) for op in layers],
-        [[_layer_cost(model, op, opt, lm) for opt in _options(model, op)] for op in layers],
+        [op.name for op in job.layers],
+        [_options(model, op) for op in job.layers],
+        [[_layer_cost(model, op, opt, lm) for opt in _options(model, op)] for op in job.layers],
     )
     if flash is not None:
-        _measure_bytes(model, table, len(dense_blob))
+        _measure_bytes(model, table, len(job.dense_blob))
     _check_reachable(model, table, flash, sram)
-
-    # Single-layer sensitivities for the additive model of the latency search
-    # (the accuracy objective measures whole schedules instead).
-    if objective == "latency":
-        done = 0
-        total = sum(len({(o.filterlets, o.filters) for o in opts}) - 1 for opts in table.options)
-        for op, opts, costs in zip(layers, table.options, table.costs):
-            measured: dict[tuple[float, float], float] = {(0.0, 0.0): 0.0}
-            for opt, cost in zip(opts, costs):
-                key = (opt.filterlets, opt.filters)
-                if key not in measured:  # the storage does not change the outputs
-                    done += 1
-                    say(f"sensitivity {done}/{total}: {op.name[-40:]} {key}")
-                    pruned = apply_options(model, {op.name: opt}, fit_x, criterion)
-                    measured[key] = evaluator.divergence(evaluator.probabilities(pruned))
-                cost.loss = measured[key]
-
-    flash_budget = math.inf if flash is None else flash - len(dense_blob)
-    # Filterlet pruning leaves the arena alone; only removing filters shrinks
-    # activations. When the dense arena is over budget, weigh activation bytes.
-    act_weight = 0.0
-    if sram is not None and dense_arena > sram:
-        act_weight = 10.0 * dense_instr / dense_arena
-
-    def search(loss_budget: float, bytes_budget: float) -> list[int] | None:
-        if method == "dp":
-            return search_dp(table, loss_budget, bytes_budget, act_weight)
-        return search_anneal(table, loss_budget, bytes_budget, seed, act_weight=act_weight)
-
-    def realise(pick: list[int]) -> tuple[Model, bytes, int, float, float, float]:
-        """The pruned model, blob, arena, predicted instructions, score and
-        (conservative) drop of a pick."""
-        choice = {table.names[i]: table.options[i][j] for i, j in enumerate(pick) if j}
-        pruned = apply_options(model, choice, fit_x, criterion)
-        blob = compile_model(pruned)
-        arena = plan_memory(pruned).arena_size
-        instr = sum(r.instructions for r in latency.predict(pruned))
-        p = evaluator.probabilities(pruned)
-        return pruned, blob, arena, instr, evaluator.score(p), evaluator.drop(p)
-
-    limit_flash, limit_sram = flash, sram
-    best = None
-    closest: tuple[int, float, int] | None = None  # the most accurate fit, for the error
     if objective == "accuracy":
-        # Least loss within flash and SRAM, measured jointly step by step (the
-        # additive model's sum of single-layer losses is a poor guide when
-        # every layer must be pruned hard).
-        sram_act = math.inf
-        if sram is not None and dense_arena > sram:
-            sram_act = table.totals([0] * len(table.names))[2] * sram / dense_arena
-
-        def joint_loss(pick: list[int]) -> float:
-            choice = {table.names[i]: table.options[i][j] for i, j in enumerate(pick) if j}
-            pruned = apply_options(model, choice, fit_x, criterion)
-            return evaluator.divergence(evaluator.probabilities(pruned))
-
-        for _ in range(12):
-            pick = search_greedy(table, joint_loss, flash_budget, sram_act, say=say)
-            pruned, blob, arena, instr, score, drop = realise(pick)
-            fits = (limit_flash is None or len(blob) <= limit_flash) and (
-                limit_sram is None or arena <= limit_sram
-            )
-            say(f"greedy: blob {len(blob):,} B, arena {arena:,} B, {score:.2%}")
-            if fits:
-                best = (pruned, blob, arena, instr, score, pick)
-                closest = (len(blob), drop, arena)
-                break
-            if limit_flash is not None and len(blob) > limit_flash:
-                flash_budget -= len(blob) - limit_flash  # the estimate was short
-            if limit_sram is not None and arena > limit_sram:
-                sram_act = table.totals(pick)[2] * limit_sram / arena
+        best, closest = _least_loss(job, table)
     else:
-        # the most any loss budget could buy: is flash/SRAM reachable at all?
-        max_loss = sum(max(c.loss for c in costs) for costs in table.costs) + 1.0
-        # The least loss budget under which the search meets the (estimated) flash
-        # budget; from there the loss budget is bisected geometrically.
-        lo = 1e-4
-        while lo < max_loss and search(lo, flash_budget) is None:
-            lo *= 2
-        below = lo / 2
-        for _ in range(10):  # narrow it down: the least lossy feasible schedule is found at lo
-            mid = (below + lo) / 2
-            if search(mid, flash_budget) is None:
-                below = mid
-            else:
-                lo = mid
-        hi = max_loss
-        for it in range(12):
-            budget = lo if it == 0 else math.sqrt(lo * hi)
-            pick = search(budget, flash_budget)
-            if pick is None:
-                lo = budget
-                continue
-            pruned, blob, arena, instr, score, drop = realise(pick)
-            fits = (limit_flash is None or len(blob) <= limit_flash) and (
-                limit_sram is None or arena <= limit_sram
-            )
-            accurate = drop <= max_accuracy_drop + 1e-12
-            say(
-                f"loss budget {budget:.4f}: blob {len(blob):,} B, arena {arena:,} B, "
-                f"{score:.2%}, {instr:,.0f} instr."
-            )
-            if fits and (closest is None or drop < closest[1]):
-                closest = (len(blob), drop, arena)
-            if limit_flash is not None and len(blob) > limit_flash:
-                # The additive byte estimate was short: ask for less than this
-                # pick's estimate by the overshoot, so the next search moves on.
-                estimate = table.totals(pick)[1]
-                flash_budget = min(flash_budget, estimate) - (len(blob) - limit_flash)
-                continue
-            if fits and accurate:
-                if best is None or instr < best[3]:
-                    best = (pruned, blob, arena, instr, score, pick)
-                lo = budget
-            elif it == 0:
-                break  # the least lossy schedule that fits is already too inaccurate
-            else:
-                hi = budget
-    if best is None and objective == "latency":
-        # Every pruning option looked cheap on the fitting half, but together
-        # they cost too much: the unpruned model still meets a loss budget of
-        # zero when it fits flash and SRAM.
-        pick = [0] * len(table.names)
-        pruned, blob, arena, instr, score, drop = realise(pick)
-        fits = (limit_flash is None or len(blob) <= limit_flash) and (
-            limit_sram is None or arena <= limit_sram
-        )
-        if fits and drop <= max_accuracy_drop + 1e-12:
-            best = (pruned, blob, arena, instr, score, pick)
+        _measure_sensitivities(job, table)
+        best, closest = _fastest(job, table, seed)
     if best is None:
         found = (
             f"the most accurate schedule that fits drops {closest[1]:.2%} "
@@ -817,4 +714,172 @@ def schedule(
         )
     pruned, blob, arena, instr, score, pick = best
     ratios = [(o[j].filterlets, o[j].filters) for o, j in zip(table.options, pick)]
-    return report(pruned, blob, arena, instr, score, ratios)
+    return job.report(pruned, blob, arena, instr, score, ratios)
+
+
+# A schedule found: (pruned model, blob, arena, instructions, score, pick);
+# and the blob bytes, drop and arena of the most accurate pick that fits.
+_Best = tuple[Model, bytes, int, float, float, list[int]]
+_Closest = tuple[int, float, int]
+
+
+def _schedule_layer_adaptive(job: _Job) -> ScheduleResult:
+    """One model-wide filterlet fraction, spread by layer-adaptive
+    magnitude: the least that fits flash."""
+    model, flash = job.model, job.flash
+    if job.sram is not None and job.dense_arena > job.sram:
+        raise BudgetError(
+            f"SRAM: the arena is {job.dense_arena:,} B, {job.dense_arena - job.sram:,} B over "
+            f"the {job.sram:,} B budget; method='layer-adaptive' prunes filterlets only, which "
+            "leave activations as they are (method='greedy' can remove filters)"
+        )
+
+    def pruned_at(sparsity: float, how: str) -> Model:
+        fit = job.fit_x if how == "activation" else None
+        return prune.filterlets(model, sparsity, how, calibration=fit, allocation="layer-adaptive")
+
+    sparsity = 0.0
+    if flash is not None:
+        sparsity = search_layer_adaptive(
+            lambda v: len(compile_model(pruned_at(v, "l2"))), flash, job.say
+        )
+    pruned = pruned_at(sparsity, job.criterion)
+    blob = compile_model(pruned)
+    # The criterion picks other filterlets than "l2" did, which can empty
+    # (and so remove) other filters: prune on a filterlet at a time.
+    total = sum(int(np.prod(model.tensors[op.inputs[1]].shape[:3])) for op in job.layers)
+    while flash is not None and len(blob) > flash:
+        if sparsity >= 0.99:
+            raise BudgetError(
+                f"flash: at {sparsity:.2%} of the filterlets the blob is {len(blob):,} B, "
+                f"{len(blob) - flash:,} B over the {flash:,} B budget"
+            )
+        sparsity = min(sparsity + 1.0 / total, 0.99)
+        pruned = pruned_at(sparsity, job.criterion)
+        blob = compile_model(pruned)
+    shares = prune.layer_adaptive(model, sparsity)
+    return job.report(
+        pruned,
+        blob,
+        plan_memory(pruned).arena_size,
+        sum(r.instructions for r in latency.predict(pruned)),
+        job.evaluator.score(job.evaluator.probabilities(pruned)),
+        [(shares[op.name], 0.0) for op in job.layers],
+    )
+
+
+def _least_loss(job: _Job, table: _Table) -> tuple[_Best | None, _Closest | None]:
+    """objective="accuracy", method="greedy": the least loss within flash
+    and SRAM, measured jointly step by step (the additive model's sum of
+    single-layer losses is a poor guide when every layer must be pruned hard)."""
+    flash_budget = math.inf if job.flash is None else job.flash - len(job.dense_blob)
+    sram_act = math.inf
+    if job.sram is not None and job.dense_arena > job.sram:
+        sram_act = table.totals([0] * len(table.names))[2] * job.sram / job.dense_arena
+
+    def joint_loss(pick: list[int]) -> float:
+        choice = {table.names[i]: table.options[i][j] for i, j in enumerate(pick) if j}
+        pruned = apply_options(job.model, choice, job.fit_x, job.criterion)
+        return job.evaluator.divergence(job.evaluator.probabilities(pruned))
+
+    for _ in range(12):
+        pick = search_greedy(table, joint_loss, flash_budget, sram_act, say=job.say)
+        pruned, blob, arena, instr, score, drop = job.realise(table, pick)
+        job.say(f"greedy: blob {len(blob):,} B, arena {arena:,} B, {score:.2%}")
+        if job.fits(blob, arena):
+            return (pruned, blob, arena, instr, score, pick), (len(blob), drop, arena)
+        if job.flash is not None and len(blob) > job.flash:
+            flash_budget -= len(blob) - job.flash  # the estimate was short
+        if job.sram is not None and arena > job.sram:
+            sram_act = table.totals(pick)[2] * job.sram / arena
+    return None, None
+
+
+def _measure_sensitivities(job: _Job, table: _Table) -> None:
+    """Each option's loss when applied alone: the additive model of the
+    latency search."""
+    done = 0
+    total = sum(len({(o.filterlets, o.filters) for o in opts}) - 1 for opts in table.options)
+    for op, opts, costs in zip(job.layers, table.options, table.costs):
+        measured: dict[tuple[float, float], float] = {(0.0, 0.0): 0.0}
+        for opt, cost in zip(opts, costs):
+            key = (opt.filterlets, opt.filters)
+            if key not in measured:  # the storage does not change the outputs
+                done += 1
+                job.say(f"sensitivity {done}/{total}: {op.name[-40:]} {key}")
+                pruned = apply_options(job.model, {op.name: opt}, job.fit_x, job.criterion)
+                measured[key] = job.evaluator.divergence(job.evaluator.probabilities(pruned))
+            cost.loss = measured[key]
+
+
+def _fastest(job: _Job, table: _Table, seed: int) -> tuple[_Best | None, _Closest | None]:
+    """objective="latency": the loss budget of the additive search bisected
+    on measurements of whole pruned models; the fastest that meets every
+    budget wins."""
+    flash_budget = math.inf if job.flash is None else job.flash - len(job.dense_blob)
+    # Filterlet pruning leaves the arena alone; only removing filters shrinks
+    # activations. When the dense arena is over budget, weigh activation bytes.
+    act_weight = 0.0
+    if job.sram is not None and job.dense_arena > job.sram:
+        act_weight = 10.0 * job.dense_instr / job.dense_arena
+
+    def search(loss_budget: float, bytes_budget: float) -> list[int] | None:
+        if job.method == "dp":
+            return search_dp(table, loss_budget, bytes_budget, act_weight)
+        return search_anneal(table, loss_budget, bytes_budget, seed, act_weight=act_weight)
+
+    best: _Best | None = None
+    closest: _Closest | None = None
+    # the most any loss budget could buy: is flash/SRAM reachable at all?
+    max_loss = sum(max(c.loss for c in costs) for costs in table.costs) + 1.0
+    # The least loss budget under which the search meets the (estimated) flash
+    # budget; from there the loss budget is bisected geometrically.
+    lo = 1e-4
+    while lo < max_loss and search(lo, flash_budget) is None:
+        lo *= 2
+    below = lo / 2
+    for _ in range(10):  # narrow it down: the least lossy feasible schedule is found at lo
+        mid = (below + lo) / 2
+        if search(mid, flash_budget) is None:
+            below = mid
+        else:
+            lo = mid
+    hi = max_loss
+    for it in range(12):
+        budget = lo if it == 0 else math.sqrt(lo * hi)
+        pick = search(budget, flash_budget)
+        if pick is None:
+            lo = budget
+            continue
+        pruned, blob, arena, instr, score, drop = job.realise(table, pick)
+        fits = job.fits(blob, arena)
+        accurate = drop <= job.max_accuracy_drop + 1e-12
+        job.say(
+            f"loss budget {budget:.4f}: blob {len(blob):,} B, arena {arena:,} B, "
+            f"{score:.2%}, {instr:,.0f} instr."
+        )
+        if fits and (closest is None or drop < closest[1]):
+            closest = (len(blob), drop, arena)
+        if job.flash is not None and len(blob) > job.flash:
+            # The additive byte estimate was short: ask for less than this
+            # pick's estimate by the overshoot, so the next search moves on.
+            estimate = table.totals(pick)[1]
+            flash_budget = min(flash_budget, estimate) - (len(blob) - job.flash)
+            continue
+        if fits and accurate:
+            if best is None or instr < best[3]:
+                best = (pruned, blob, arena, instr, score, pick)
+            lo = budget
+        elif it == 0:
+            break  # the least lossy schedule that fits is already too inaccurate
+        else:
+            hi = budget
+    if best is None:
+        # Every pruning option looked cheap on the fitting half, but together
+        # they cost too much: the unpruned model still meets a loss budget of
+        # zero when it fits flash and SRAM.
+        pick = [0] * len(table.names)
+        pruned, blob, arena, instr, score, drop = job.realise(table, pick)
+        if job.fits(blob, arena) and drop <= job.max_accuracy_drop + 1e-12:
+            best = (pruned, blob, arena, instr, score, pick)
+    return best, closest
