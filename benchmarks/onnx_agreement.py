@@ -1,16 +1,18 @@
-"""dtmm against onnxruntime on the same QDQ ResNet-8 (ic01, 200 images), and
-where the two part: per quantized activation, the fraction of values that
-differ and by how much, and for the first conv, dtmm's outputs against the
-exact real-valued requantization rounded once.
+"""dtmm against onnxruntime on the same QDQ ResNet-8 (ic01, 200 images), with
+each of dtmm's two roundings, and where they part: per quantized activation,
+the fraction of values that differ and by how much, and for the first conv,
+dtmm's outputs against the exact real-valued requantization rounded once.
 
     python benchmarks/onnx_agreement.py
 
-dtmm runs int8 as TFLite Micro does (bit-exact, so that the host agrees with
-the device): the requantization multiplies by a 31-bit fixed-point
-multiplier with rounding and then shifts right with rounding again.
-onnxruntime rounds the real product once. The two differ by one step on
-values that lie within about 2^-shift of a rounding boundary, and those
-steps compound through the residual blocks.
+ONNX's QuantizeLinear rounds the real value once (onnxruntime runs this
+graph's convs in float, then quantizes). An imported ONNX model gets
+``rounding="onnx"``: conv and fully connected layers whose scale lies in
+[2^-11, 1) round once. With ``rounding="tflite"`` (what TFLite files get,
+bit-exact with TFLite Micro) the product is rounded to a 31-bit fixed point
+and then shifted with rounding again: the two roundings differ from one on
+values within about 2^-shift of a rounding boundary, and those steps compound
+through the residual blocks.
 """
 
 from __future__ import annotations
@@ -35,10 +37,11 @@ def ort_run(graph: onnx.ModelProto, x: np.ndarray, names: list[str]) -> list[np.
     return [np.concatenate([r[k] for r in runs]) for k in range(len(names))]
 
 
-def first_conv_against_single_rounding(x: np.ndarray) -> tuple[float, float]:
+def first_conv_against_single_rounding(x: np.ndarray, rounding: str) -> tuple[float, float]:
     """Fraction of the first conv's outputs where dtmm differs from rounding
     the exact real value once, and the farthest such value from a half."""
-    model = dtmm.load(TFLITE)
+    model = dtmm.load(QDQ)
+    model.rounding = rounding
     op = next(o for o in model.ops if o.type == "CONV_2D")
     xi, w, b = (model.tensors[n] for n in op.inputs[:3])
     y = model.tensors[op.outputs[0]]
@@ -62,41 +65,42 @@ def main() -> None:
     y = data["y"]
     graph = onnx.load(str(QDQ))
     plain = ort_run(graph, x, [graph.graph.output[0].name])[0]
+    o_pred = plain.reshape(len(x), -1).argmax(1)
     # every quantized activation as an output too (this changes which nodes
     # onnxruntime fuses, so its predictions are taken from the plain graph)
     quantized = [n.output[0] for n in graph.graph.node if n.op_type == "QuantizeLinear"]
     for name in quantized:
         graph.graph.output.append(onnx.helper.make_value_info(name, onnx.TypeProto()))
     theirs = dict(zip(quantized, ort_run(graph, x, quantized)))
-    model = dtmm.load(QDQ)
-    probe = model.copy()
-    probe.outputs = probe.outputs + [n for n in quantized if n not in probe.outputs]
-    outs = dtmm.Runtime(dtmm.compile(probe)).run(x)
-    ours = dict(zip(probe.outputs, outs))
-
-    o_pred = plain.reshape(len(x), -1).argmax(1)
-    probed = theirs[quantized[-1]].reshape(len(x), -1).argmax(1)
-    d_pred = ours[model.outputs[0]].reshape(len(x), -1).argmax(1)
     tflite = dtmm.Runtime(dtmm.compile(dtmm.load(TFLITE))).run(x)
-    same_as_tflite = np.array_equal(ours[model.outputs[0]], tflite)
     print(f"ResNet-8 QDQ on ic01 ({len(x)} images)")
-    print(f"  onnxruntime accuracy {np.mean(o_pred == y):.1%}", end="")
-    print(f" ({np.mean(probed == y):.1%} with every activation an output)")
-    print(f"  dtmm accuracy        {np.mean(d_pred == y):.1%}")
-    print(f"  top-1 agreement      {np.mean(o_pred == d_pred):.1%}")
-    print(f"  dtmm's QDQ import bit-identical to its TFLite import: {same_as_tflite}")
-    print("\n  quantized activation (last 44 chars)         values differing   max steps")
-    for name in quantized:
-        a = theirs[name]
-        if a.ndim == 4:
-            a = a.transpose(0, 2, 3, 1)  # onnxruntime's graph is NCHW inside
-        steps = np.abs(a.astype(np.int64) - ours[name].reshape(a.shape).astype(np.int64))
-        print(f"  {name[-44:]:<44} {np.mean(steps > 0):>16.2%} {steps.max():>11d}")
-    share, worst = first_conv_against_single_rounding(x)
-    print(
-        f"\n  first conv, dtmm against the exact value rounded once: {share:.3%} of outputs "
-        f"differ, all within {worst:.4f} of a half"
-    )
+    print(f"  onnxruntime accuracy {np.mean(o_pred == y):.1%}")
+    for rounding in ("onnx", "tflite"):
+        model = dtmm.load(QDQ)
+        model.rounding = rounding
+        probe = model.copy()
+        probe.outputs = probe.outputs + [n for n in quantized if n not in probe.outputs]
+        ours = dict(zip(probe.outputs, dtmm.Runtime(dtmm.compile(probe)).run(x)))
+        out = ours[model.outputs[0]]
+        d_pred = out.reshape(len(x), -1).argmax(1)
+        same = np.mean((out.reshape(plain.shape) == plain).all(axis=1))
+        print(f"\n  dtmm, rounding={rounding!r}")
+        print(f"    accuracy             {np.mean(d_pred == y):.1%}")
+        print(f"    top-1 agreement      {np.mean(o_pred == d_pred):.1%}")
+        print(f"    outputs identical    {same:.1%} of the images")
+        print(f"    identical to dtmm's TFLite import: {np.array_equal(out, tflite)}")
+        share, worst = first_conv_against_single_rounding(x, rounding)
+        print(
+            f"    first conv against the exact value rounded once: {share:.3%} of outputs "
+            f"differ, all within {worst:.4f} of a half"
+        )
+        print("    quantized activation (last 44 chars)         values differing   max steps")
+        for name in quantized:
+            a = theirs[name]
+            if a.ndim == 4:
+                a = a.transpose(0, 2, 3, 1)  # onnxruntime's graph is NCHW inside
+            steps = np.abs(a.astype(np.int64) - ours[name].reshape(a.shape).astype(np.int64))
+            print(f"    {name[-44:]:<44} {np.mean(steps > 0):>16.2%} {steps.max():>11d}")
 
 
 if __name__ == "__main__":

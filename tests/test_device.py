@@ -92,6 +92,7 @@ def test_unknown_target_and_bad_inputs():
 # Randomized single-op layers (fewer than on the host: each is a QEMU run).
 tw = pytest.importorskip("tflite_writer", reason="needs tflite-micro (pip install .[test])")
 import test_ops  # noqa: E402
+import test_rounding  # noqa: E402
 
 DEVICE_SETTINGS = settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -212,6 +213,24 @@ def test_device_convolution_left_shifts():
             assert np.ptp(host) > 20 and (np.abs(host.astype(int)) < 127).mean() > 0.9
             got = device.run(blob, x, "qemu-m55").outputs[0]
             np.testing.assert_array_equal(got, host, err_msg=f"density={density} sparse={sparse}")
+
+
+@pytest.mark.parametrize("case", test_rounding.LAYERS, ids=lambda c: "x".join(map(str, c)))
+def test_device_single_rounding(case):
+    """Model.rounding="onnx" layers (every shift 0) on the devices: the M55's
+    assembly filter loops skip the negative lanes' correction there."""
+    for density in (1.0, 0.5):
+        model, x = test_rounding.onnx_rounding_layer(case, density)
+        expected = test_rounding.exact_outputs(model, x)
+        for sparse in ("never", "always"):
+            blob = dtmm.compile(model, sparse=sparse)
+            for target in TARGETS:
+                got = device.run(blob, x, target).outputs[0]
+                np.testing.assert_array_equal(
+                    got.reshape(expected.shape),
+                    expected,
+                    err_msg=f"{target} density={density} sparse={sparse}",
+                )
 
 
 # Depthwise on the M55: depth below 4, a multiple of 4, of 16, stride 2,

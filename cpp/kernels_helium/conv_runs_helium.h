@@ -229,14 +229,17 @@ __attribute__((always_inline)) inline void mac_side_by_side(const int8_t*& w, co
   "   mov     %[a3], %[a0]\n"
 
 // Sums of a filter to bytes (the requantization of requantize_lanes with a
-// negative shift), then the store and the filter loop's end.
+// shift of at most 0), then the store and the filter loop's end. The
+// correction of negative lanes before a rounding right shift is scaled by
+// [twice]: 1 where shifts are negative, 0 where they are all 0 (one rounding,
+// Rounding::kSingle), at no cost in instructions.
 #define DTMM_REQUANTIZE_STORE_NEXT      \
   "   vmov    d0, %[a0], %[a1]\n"       \
   "   vmov    d1, %[a2], %[a3]\n"       \
   "   ldrd    %[t], %[x], [%[h]], #8\n" \
   "   vqrdmulh.s32 q0, q0, %[t]\n"      \
   "   vshr.s32 q1, q0, #31\n"           \
-  "   vadd.i32 q0, q0, q1\n"            \
+  "   vmla.s32 q0, q1, %[twice]\n"      \
   "   vrshl.s32 q0, %[x]\n"             \
   "   vadd.i32 q0, q0, %q[off]\n"       \
   "   vmax.s32 q0, q0, %q[lo]\n"        \
@@ -285,11 +288,13 @@ __attribute__((always_inline)) inline void store_constants(const RunConv& c, int
 struct FilterLoop {
   FilterLoop(const RunConv& c, int32_t lanes)
       : end(c.heads + c.filters),
+        twice(c.single_rounding ? 0 : 1),
         offs(output_offsets(c, lanes)),
         lo(vdupq_n_s32(c.act_min)),
         hi(vdupq_n_s32(c.act_max)),
         off(vdupq_n_s32(c.output_offset)) {}
   const FilterHead* end;
+  int32_t twice;  // 1: the shifts are negative (two roundings); 0: all 0
   uint32x4_t offs;
   int32x4_t lo, hi, off;
 };
@@ -320,8 +325,8 @@ void filters_interleaved(const RunConv& c, const FilterLoop& l, const int8_t* pa
                      "2:\n" DTMM_REQUANTIZE_STORE_NEXT
                      : [w] "+r"(w), [h] "+r"(head), [o] "+r"(o), [t] "=&r"(t), [x] "=&r"(x),
                        [a0] "=&Te"(a0), [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
-                     : [p] "r"(patch), [n] "r"(blocks), [end] "r"(l.end), [offs] "w"(l.offs),
-                       [lo] "w"(l.lo), [hi] "w"(l.hi), [off] "w"(l.off)
+                     : [p] "r"(patch), [n] "r"(blocks), [end] "r"(l.end), [twice] "r"(l.twice),
+                       [offs] "w"(l.offs), [lo] "w"(l.lo), [hi] "w"(l.hi), [off] "w"(l.off)
                      : "q0", "q1", "q2", "q3", "lr", "memory", "cc");
     return;
   }
@@ -339,8 +344,8 @@ void filters_interleaved(const RunConv& c, const FilterLoop& l, const int8_t* pa
       "2: bcs     4b\n" DTMM_REQUANTIZE_STORE_NEXT
       : [w] "+r"(w), [r] "+r"(run), [h] "+r"(head), [o] "+r"(o), [t] "=&r"(t), [x] "=&r"(x),
         [a0] "=&Te"(a0), [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
-      : [p] "r"(patch), [end] "r"(l.end), [offs] "w"(l.offs), [lo] "w"(l.lo), [hi] "w"(l.hi),
-        [off] "w"(l.off)
+      : [p] "r"(patch), [end] "r"(l.end), [twice] "r"(l.twice), [offs] "w"(l.offs), [lo] "w"(l.lo),
+        [hi] "w"(l.hi), [off] "w"(l.off)
       : "q0", "q1", "q2", "q3", "lr", "memory", "cc");
 }
 
@@ -358,23 +363,24 @@ inline void filters_small_window(const RunConv& c, const FilterLoop& l, const in
   const uint32_t window = vctp8q(static_cast<uint32_t>(n));
   int32_t a0, a1, a2, a3, t;
   const int8_t* x;
-  __asm__ volatile("   vmsr    p0, %[window]\n" DTMM_FILTER_HEAD
-                   "   vpst\n"
-                   "   vldrbt.8 q0, [%[w]]\n"
-                   "   add     %[w], %[w], %[n]\n"
-                   "   vldrb.8 q1, [%[p]]\n"
-                   "   vmladava.s8 %[a0], q1, q0\n"
-                   "   vldrb.8 q2, [%[p], #16]\n"
-                   "   vmladava.s8 %[a1], q2, q0\n"
-                   "   vldrb.8 q3, [%[p], #32]\n"
-                   "   vmladava.s8 %[a2], q3, q0\n"
-                   "   vldrb.8 q1, [%[p], #48]\n"
-                   "   vmladava.s8 %[a3], q1, q0\n" DTMM_REQUANTIZE_STORE_NEXT
-                   : [w] "+r"(w), [h] "+r"(head), [o] "+r"(o), [t] "=&r"(t), [x] "=&r"(x),
-                     [a0] "=&Te"(a0), [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
-                   : [p] "r"(patch), [n] "r"(n), [end] "r"(l.end), [window] "r"(window),
-                     [offs] "w"(l.offs), [lo] "w"(l.lo), [hi] "w"(l.hi), [off] "w"(l.off)
-                   : "q0", "q1", "q2", "q3", "p0", "memory", "cc");
+  __asm__ volatile(
+      "   vmsr    p0, %[window]\n" DTMM_FILTER_HEAD
+      "   vpst\n"
+      "   vldrbt.8 q0, [%[w]]\n"
+      "   add     %[w], %[w], %[n]\n"
+      "   vldrb.8 q1, [%[p]]\n"
+      "   vmladava.s8 %[a0], q1, q0\n"
+      "   vldrb.8 q2, [%[p], #16]\n"
+      "   vmladava.s8 %[a1], q2, q0\n"
+      "   vldrb.8 q3, [%[p], #32]\n"
+      "   vmladava.s8 %[a2], q3, q0\n"
+      "   vldrb.8 q1, [%[p], #48]\n"
+      "   vmladava.s8 %[a3], q1, q0\n" DTMM_REQUANTIZE_STORE_NEXT
+      : [w] "+r"(w), [h] "+r"(head), [o] "+r"(o), [t] "=&r"(t), [x] "=&r"(x), [a0] "=&Te"(a0),
+        [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
+      : [p] "r"(patch), [n] "r"(n), [end] "r"(l.end), [window] "r"(window), [twice] "r"(l.twice),
+        [offs] "w"(l.offs), [lo] "w"(l.lo), [hi] "w"(l.hi), [off] "w"(l.off)
+      : "q0", "q1", "q2", "q3", "p0", "memory", "cc");
 }
 
 #undef DTMM_FILTER_HEAD

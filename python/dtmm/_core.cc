@@ -237,7 +237,12 @@ PYBIND11_MODULE(_core, m) {
       .def_readwrite("bias", &dtmm::OpOptions::bias);
 
   py::class_<dtmm::BlobBuilder>(m, "BlobBuilder")
-      .def(py::init<bool>(), py::arg("keep_channel_scales") = false)
+      .def(py::init([](bool keep_channel_scales, bool single_rounding) {
+             return dtmm::BlobBuilder(keep_channel_scales, single_rounding
+                                                               ? dtmm::Rounding::kSingle
+                                                               : dtmm::Rounding::kTflite);
+           }),
+           py::arg("keep_channel_scales") = false, py::arg("single_rounding") = false)
       .def(
           "add_activation",
           [](dtmm::BlobBuilder& b, const std::string& name, int32_t dtype,
@@ -290,6 +295,16 @@ PYBIND11_MODULE(_core, m) {
         return py::make_tuple(q, shift);
       },
       "TFLite's QuantizeMultiplier: (q, shift) with real = q * 2^(shift - 31)");
+  m.def(
+      "weight_multiplier",
+      [](double real, bool single_rounding) {
+        int32_t q = 0, shift = 0;
+        dtmm::weight_multiplier(
+            real, single_rounding ? dtmm::Rounding::kSingle : dtmm::Rounding::kTflite, &q, &shift);
+        return py::make_tuple(q, shift);
+      },
+      py::arg("real"), py::arg("single_rounding") = false,
+      "A conv or fully connected layer's (q, shift) as the compiler encodes it");
   m.def("multiply_by_quantized_multiplier", &dtmm::multiply_by_quantized_multiplier,
         "TFLite's MultiplyByQuantizedMultiplier (the runtime's own implementation)");
 

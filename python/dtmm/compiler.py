@@ -29,6 +29,7 @@ _DTYPE_CODES = {
     np.dtype(np.uint16): _core.UINT16,
 }
 _ACTIVATION_CODES = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
+ROUNDINGS = ("tflite", "onnx")  # Model.rounding
 _PADDING_CODES = {"VALID": _core.PAD_VALID, "SAME": _core.PAD_SAME}
 
 
@@ -63,9 +64,13 @@ def compile(  # noqa: A001 - the public name
         raise KeyError(f"sparse= names {unknown[0]!r}, which is not an op of the model")
     if fc_block < 1:
         raise ValueError(f"fc_block must be >= 1, got {fc_block}")
+    if model.rounding not in ROUNDINGS:
+        raise ValueError(
+            f"model.rounding must be one of {', '.join(ROUNDINGS)}, got {model.rounding!r}"
+        )
     model = as_compiled(model)
     plan = plan_compiled(model)
-    builder = _core.BlobBuilder(debug_info)
+    builder = _core.BlobBuilder(debug_info, model.rounding == "onnx")
     index: dict[str, int] = {}
 
     def tensor_index(name: str) -> int:

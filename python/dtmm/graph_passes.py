@@ -66,7 +66,7 @@ def dead_filter_value(model: Model, op: Op, channel: int) -> int:
         * np.float64(np.float32(w_scale))
         / np.float64(np.float32(y.scale[0]))
     )
-    q, shift = _core.quantize_multiplier(real)
+    q, shift = _core.weight_multiplier(real, model.rounding == "onnx")
     acc = _core.multiply_by_quantized_multiplier(bias, q, shift) + int(y.zero_point[0])
     lo, hi = _activation_range(
         op.options.get("activation", "NONE"), float(y.scale[0]), int(y.zero_point[0])

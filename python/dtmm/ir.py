@@ -79,6 +79,12 @@ class Model:
     inputs: list[str]
     outputs: list[str]
     source: str = ""
+    # How conv and fully connected layers round their requantization:
+    # "tflite" (TFLite's two roundings, bit-exact with TFLite Micro; the
+    # default, and what TFLite files get) or "onnx" (one rounding, as ONNX's
+    # QuantizeLinear after a float conv; what ONNX files get, so that results
+    # agree with onnxruntime's). Host and device compute the same either way.
+    rounding: str = "tflite"
 
     def copy(self) -> Model:
         """A deep copy: pruning never mutates the model it was given."""

@@ -20,7 +20,8 @@ def load(
     ``.onnx`` needs the ``onnx`` extra: a QDQ-quantized graph is imported as is;
     a float graph is first quantized to int8 with ``calibration``, an array of
     representative inputs in the model's own layout, batch axis first. NCHW
-    graphs become NHWC models (inputs included).
+    graphs become NHWC models (inputs included). ONNX models round their
+    requantizations once, as onnxruntime does (``Model.rounding``).
 
     Raises :class:`dtmm.UnsupportedOpError` naming the op and node when the
     model uses an operator dtmm cannot run, and :class:`dtmm.ModelError` when

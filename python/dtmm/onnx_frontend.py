@@ -4,7 +4,9 @@ A QDQ graph computes in float between DequantizeLinear and QuantizeLinear
 nodes: ``Q(op(DQ(x), DQ(w), DQ(b)))``. Each such island (with an optional
 Relu/Clip before the Q) is one int8 op with TFLite semantics: weights and
 activations keep the graph's int8 values and scales, the bias is re-expressed
-in int32 at ``input_scale * weight_scale`` as TFLite requires.
+in int32 at ``input_scale * weight_scale`` as TFLite requires. The model gets
+``rounding="onnx"``: its conv and fully connected layers round the real
+value once, as the Q does (see :class:`dtmm.Model`), not twice as TFLite.
 
 Layout: activations are stored NHWC. Every ONNX value remembers how its axes
 map onto the NHWC tensor that holds it (``perm``), so NCHW graphs and
@@ -225,7 +227,8 @@ class _Importer:
                     f"{self.source}: int8 input '{name}' is never dequantized, so its scale "
                     "is unknown"
                 )
-        return Model(self.tensors, self.ops, inputs, outputs, source=self.source)
+        # ONNX's QuantizeLinear rounds the real value once: so does the model.
+        return Model(self.tensors, self.ops, inputs, outputs, source=self.source, rounding="onnx")
 
     def graph_input(self, vi: Any) -> str:
         elem = vi.type.tensor_type.elem_type

@@ -97,7 +97,25 @@ void quantize_multiplier(double m, int32_t* quantized, int32_t* shift) {
   *shift = exponent;
 }
 
-BlobBuilder::BlobBuilder(bool keep_channel_scales) : keep_channel_scales_(keep_channel_scales) {
+void weight_multiplier(double m, Rounding rounding, int32_t* quantized, int32_t* shift) {
+  // With shift 0 the kernels' rounding high multiply is the only rounding;
+  // the multiplier then has fewer significant bits the smaller m is. Below
+  // 2^-11 its precision loss would flip more outputs than TFLite's second
+  // rounding does.
+  constexpr double kSingleFrom = 1.0 / 2048;
+  if (rounding == Rounding::kSingle && m >= kSingleFrom && m < 1.0) {
+    const double q = std::round(std::ldexp(m, 31));
+    if (q < std::ldexp(1.0, 31)) {
+      *quantized = static_cast<int32_t>(q);
+      *shift = 0;
+      return;
+    }
+  }
+  quantize_multiplier(m, quantized, shift);
+}
+
+BlobBuilder::BlobBuilder(bool keep_channel_scales, Rounding rounding)
+    : keep_channel_scales_(keep_channel_scales), rounding_(rounding) {
   strings_.push_back('\0');
 }
 
@@ -266,7 +284,7 @@ uint32_t BlobBuilder::add_quant_table(const TensorSpec& x, const TensorSpec& w, 
         w.channel_scales.size() > 1 ? w.channel_scales.at(static_cast<size_t>(c)) : w.scale;
     const double effective =
         static_cast<double>(x.scale) * static_cast<double>(ws) / static_cast<double>(y.scale);
-    quantize_multiplier(effective, &table[c], &table[channels + c]);
+    weight_multiplier(effective, rounding_, &table[c], &table[channels + c]);
   }
   return add_data(table.data(), 4 * table.size(), 4);
 }
@@ -337,7 +355,7 @@ std::vector<uint8_t> BlobBuilder::params_for(int32_t type, const std::vector<uin
         const float ws = w.channel_scales.size() > 1 ? w.channel_scales.at(c) : w.scale;
         const double effective =
             static_cast<double>(x.scale) * static_cast<double>(ws) / static_cast<double>(y.scale);
-        quantize_multiplier(effective, &table[c], &table[channels + c]);
+        weight_multiplier(effective, rounding_, &table[c], &table[channels + c]);
       }
       p.quant_offset = add_data(table.data(), 4 * table.size(), 4);
       p.folded_bias_offset =
@@ -365,7 +383,7 @@ std::vector<uint8_t> BlobBuilder::params_for(int32_t type, const std::vector<uin
         const float ws = per_channel ? w.channel_scales.at(c) : w.scale;
         const double effective =
             static_cast<double>(x.scale) * static_cast<double>(ws) / static_cast<double>(y.scale);
-        quantize_multiplier(effective, &table[c], &table[p.num_channels + c]);
+        weight_multiplier(effective, rounding_, &table[c], &table[p.num_channels + c]);
       }
       p.quant_offset = add_data(table.data(), 4 * table.size(), 4);
       p.folded_bias_offset = add_folded_bias(in[1], in.size() > 2 ? in[2] : UINT32_MAX,

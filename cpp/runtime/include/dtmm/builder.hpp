@@ -46,12 +46,26 @@ struct OpOptions {
   std::vector<int32_t> bias;           // CONV_2D_FWCS: bias folded in, not stored
 };
 
+// How the requantization of a conv's or fully connected layer's accumulator
+// (real scale m = input scale * weight scale / output scale) is encoded.
+// Both run on the same kernels; only the (multiplier, shift) table differs.
+enum class Rounding {
+  // TFLite's: a Q31 multiplier in [0.5, 1) and a shift. With a right shift
+  // the product is rounded twice; bit-exact with TFLite Micro.
+  kTflite,
+  // One rounding of acc * m, as ONNX's QuantizeLinear after a float conv
+  // (what onnxruntime computes): for 2^-11 <= m < 1 the multiplier is
+  // m * 2^31 and the shift 0, which the kernels round once; outside that
+  // range, kTflite's encoding (there it is the more exact of the two).
+  kSingle,
+};
+
 class BlobBuilder {
  public:
   // keep_channel_scales: also store per-channel weight scales in the tensor
   // table (the runtime never reads them: they are folded into the
   // requantization tables); off saves 8 bytes per output channel of flash.
-  explicit BlobBuilder(bool keep_channel_scales = false);
+  explicit BlobBuilder(bool keep_channel_scales = false, Rounding rounding = Rounding::kTflite);
   // An activation at a planned arena offset; returns its tensor index.
   uint32_t add_activation(const TensorSpec& spec, uint32_t arena_offset);
   // A constant; its bytes are copied into the blob, 16-byte aligned.
@@ -94,10 +108,15 @@ class BlobBuilder {
   std::vector<uint32_t> io_;
   uint32_t num_inputs_ = 0, num_outputs_ = 0;
   bool keep_channel_scales_ = false;
+  Rounding rounding_ = Rounding::kTflite;
 };
 
 // TFLite's QuantizeMultiplier: m = q * 2^shift with q a Q31 value in [0.5, 1).
 void quantize_multiplier(double m, int32_t* quantized, int32_t* shift);
+
+// A weight layer's requantization multiplier for real scale m under
+// `rounding` (see Rounding).
+void weight_multiplier(double m, Rounding rounding, int32_t* quantized, int32_t* shift);
 
 }  // namespace dtmm
 

@@ -63,8 +63,13 @@ HeadBuilder::HeadBuilder(RunConv& c, int32_t oc_begin, int32_t oc_end, FilterHea
   c.heads = heads;
   c.filters = 0;
   c.constants = nullptr;
-  c.right_shifts = true;
-  for (int32_t oc = oc_begin; oc < oc_end; ++oc) c.right_shifts = c.right_shifts && c.shift[oc] < 0;
+  bool negative = true, zero = true;
+  for (int32_t oc = oc_begin; oc < oc_end; ++oc) {
+    negative = negative && c.shift[oc] < 0;
+    zero = zero && c.shift[oc] == 0;
+  }
+  c.right_shifts = negative || zero;
+  c.single_rounding = zero && !negative;
 }
 
 void HeadBuilder::add_constant(int32_t oc) {
