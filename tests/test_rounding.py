@@ -106,6 +106,7 @@ LAYERS = [
     ("CONV_2D", 3, 7, 8, 6, 1, 1),
     ("CONV_2D", 4, 4, 15, 5, 3, 2),
     ("DEPTHWISE_CONV_2D", 5, 6, 16, 16, 3, 1),
+    ("DEPTHWISE_CONV_2D", 4, 5, 6, 6, 3, 2),
     ("FULLY_CONNECTED", 1, 1, 70, 10, 1, 1),
 ]
 

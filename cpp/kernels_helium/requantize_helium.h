@@ -27,11 +27,13 @@ __attribute__((always_inline)) inline int32x4_t multiply_by_quantized_multiplier
 }
 
 // The same when every lane's shift is negative (a right shift, the usual
-// case): no left shift, and the correction applies to every lane.
+// case; twice = 1) or every one is 0 (one rounding, Rounding::kSingle;
+// twice = 0): no left shift, and the correction, scaled by twice, applies
+// to every lane.
 __attribute__((always_inline)) inline int32x4_t multiply_by_quantized_multiplier4_right(
-    int32x4_t x, int32x4_t mult, int32x4_t shift) {
+    int32x4_t x, int32x4_t mult, int32x4_t shift, int32_t twice) {
   const int32x4_t v = vqrdmulhq_s32(x, mult);
-  return vrshlq_s32(vaddq_s32(v, vshrq_n_s32(v, 31)), shift);
+  return vrshlq_s32(vmlaq_n_s32(v, vshrq_n_s32(v, 31), twice), shift);
 }
 
 // The same for four lanes that share one (multiplier, shift), e.g. one

@@ -46,6 +46,23 @@ DTMM_SIZE_NOINLINE inline int32_t multiply_by_quantized_multiplier(int32_t x, in
                                 right_shift);
 }
 
+// The form of a layer's per-channel shifts [begin, end) that the Helium
+// loops specialise on: every one negative (TFLite's two roundings, the usual
+// case) or every one 0 (one rounding, Rounding::kSingle); else neither.
+struct ShiftForm {
+  bool right;   // all negative or all 0: no left shift anywhere
+  bool single;  // all 0 (and the range not empty)
+};
+
+inline ShiftForm shift_form(const int32_t* shift, int32_t begin, int32_t end) {
+  bool negative = true, zero = true;
+  for (int32_t c = begin; c < end; ++c) {
+    negative = negative && shift[c] < 0;
+    zero = zero && shift[c] == 0;
+  }
+  return ShiftForm{negative || zero, zero && !negative};
+}
+
 inline int32_t multiply_by_quantized_multiplier_greater_than_one(int32_t x, int32_t multiplier,
                                                                  int left_shift) {
   const int32_t shifted = static_cast<int32_t>(static_cast<uint32_t>(x) << left_shift);

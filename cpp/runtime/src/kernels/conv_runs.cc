@@ -63,13 +63,9 @@ HeadBuilder::HeadBuilder(RunConv& c, int32_t oc_begin, int32_t oc_end, FilterHea
   c.heads = heads;
   c.filters = 0;
   c.constants = nullptr;
-  bool negative = true, zero = true;
-  for (int32_t oc = oc_begin; oc < oc_end; ++oc) {
-    negative = negative && c.shift[oc] < 0;
-    zero = zero && c.shift[oc] == 0;
-  }
-  c.right_shifts = negative || zero;
-  c.single_rounding = zero && !negative;
+  const ShiftForm form = shift_form(c.shift, oc_begin, oc_end);
+  c.right_shifts = form.right;
+  c.single_rounding = form.single;
 }
 
 void HeadBuilder::add_constant(int32_t oc) {
