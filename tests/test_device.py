@@ -147,7 +147,7 @@ def test_random_softmax_on_m55(case):
 # windows over 1 KB (the reference loop on the M55), and more than 64 filters
 # (two chunks, each with its own row of emptied filters' constant outputs,
 # one whole vector and a partial one), and windows of at most 16 bytes (one
-# predicated weight vector per filter).
+# predicated weight vector per filter) or 32 (two, the second predicated).
 RUN_CONV_CASES = [
     # (out_h, out_w, c_in, c_out, k, stride)
     (5, 7, 3, 8, 3, 1),
@@ -163,6 +163,8 @@ RUN_CONV_CASES = [
     (2, 5, 32, 90, 3, 1),
     (3, 7, 8, 20, 1, 1),
     (3, 5, 1, 6, 3, 2),
+    (3, 5, 20, 6, 1, 1),
+    (4, 5, 2, 7, 3, 2),
 ]
 
 

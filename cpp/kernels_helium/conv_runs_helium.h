@@ -350,7 +350,7 @@ void filters_interleaved(const RunConv& c, const FilterLoop& l, const int8_t* pa
 }
 
 // Dense filters whose window is at most 16 bytes (a 1x1 layer with C_in
-// below 16), over side-by-side windows 16 bytes apart: each filter is one
+// below 16, a 3x3 one with C_in 1), over side-by-side windows 16 bytes apart: each filter is one
 // weight load, predicated to the window so that it reads no further and the
 // patch bytes past each window meet zero weights, and four VMLADAVA. Every
 // shift must be a right shift (c.right_shifts).
@@ -379,6 +379,47 @@ inline void filters_small_window(const RunConv& c, const FilterLoop& l, const in
       : [w] "+r"(w), [h] "+r"(head), [o] "+r"(o), [t] "=&r"(t), [x] "=&r"(x), [a0] "=&Te"(a0),
         [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
       : [p] "r"(patch), [n] "r"(n), [end] "r"(l.end), [window] "r"(window), [twice] "r"(l.twice),
+        [offs] "w"(l.offs), [lo] "w"(l.lo), [hi] "w"(l.hi), [off] "w"(l.off)
+      : "q0", "q1", "q2", "q3", "p0", "memory", "cc");
+}
+
+// The same for windows of 17 to 32 bytes (a 3x3 stem over RGB, 27 bytes),
+// side by side 32 bytes apart: two weight vectors per filter, the second
+// predicated to the window's rest, and eight VMLADAVA.
+inline void filters_pair_window(const RunConv& c, const FilterLoop& l, const int8_t* patch,
+                                int8_t* out) {
+  const int32_t n = c.kh * c.kw * c.ic;
+  const int8_t* w = c.values;
+  const FilterHead* head = c.heads;
+  uintptr_t o = output_address(c, out);
+  const uint32_t rest = vctp8q(static_cast<uint32_t>(n - 16));
+  int32_t a0, a1, a2, a3, t;
+  const int8_t* x;
+  __asm__ volatile(
+      "   vmsr    p0, %[rest]\n" DTMM_FILTER_HEAD
+      "   vldrb.8 q0, [%[w]]\n"
+      "   vpst\n"
+      "   vldrbt.8 q1, [%[w], #16]\n"
+      "   add     %[w], %[w], %[n]\n"
+      "   vldrb.8 q2, [%[p]]\n"
+      "   vmladava.s8 %[a0], q2, q0\n"
+      "   vldrb.8 q3, [%[p], #16]\n"
+      "   vmladava.s8 %[a0], q3, q1\n"
+      "   vldrb.8 q2, [%[p], #32]\n"
+      "   vmladava.s8 %[a1], q2, q0\n"
+      "   vldrb.8 q3, [%[p], #48]\n"
+      "   vmladava.s8 %[a1], q3, q1\n"
+      "   vldrb.8 q2, [%[p], #64]\n"
+      "   vmladava.s8 %[a2], q2, q0\n"
+      "   vldrb.8 q3, [%[p], #80]\n"
+      "   vmladava.s8 %[a2], q3, q1\n"
+      "   vldrb.8 q2, [%[p], #96]\n"
+      "   vmladava.s8 %[a3], q2, q0\n"
+      "   vldrb.8 q3, [%[p], #112]\n"
+      "   vmladava.s8 %[a3], q3, q1\n" DTMM_REQUANTIZE_STORE_NEXT
+      : [w] "+r"(w), [h] "+r"(head), [o] "+r"(o), [t] "=&r"(t), [x] "=&r"(x), [a0] "=&Te"(a0),
+        [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
+      : [p] "r"(patch), [n] "r"(n), [end] "r"(l.end), [rest] "r"(rest), [twice] "r"(l.twice),
         [offs] "w"(l.offs), [lo] "w"(l.lo), [hi] "w"(l.hi), [off] "w"(l.off)
       : "q0", "q1", "q2", "q3", "p0", "memory", "cc");
 }

@@ -91,9 +91,9 @@ class LayerShape:
         live = self.live
         if live is None:
             live = self.c_out * (1.0 - (1.0 - density) ** taps)
-        # a dense filter (or a 1x1 one) over a window of at most 16 bytes is
-        # one vector: the assembly loop takes it
-        small = taps * self.c_in <= 16 and not self.left_shift and self.kind != "CONV_2D_FWCS"
+        # a dense filter (or a 1x1 one) over a window of at most 32 bytes is
+        # one or two vectors: the assembly loop takes it
+        small = taps * self.c_in <= 32 and not self.left_shift and self.kind != "CONV_2D_FWCS"
         cxx = (self.c_in % 16 != 0 or self.left_shift) and not small
         runs = self.runs
         if runs is None:  # a run starts at every kept tap whose predecessor is pruned

@@ -183,8 +183,9 @@ void run_groups(const RunConv& c) {
   int8_t* const tile = patch + tile_at;
   const bool tiles = tile_at + c.kh * span * c.ic <= static_cast<int32_t>(sizeof(patch));
   const ptrdiff_t step = static_cast<ptrdiff_t>(c.stride_w) * c.ic;
-  // Windows of at most 16 bytes lie 16 apart: one vector each.
-  const bool small_window = kTail && c.dense && window <= 16 && c.right_shifts;
+  // Dense windows of at most 16 (32) bytes lie 16 (32) apart: one (two)
+  // vectors each, for the assembly loops.
+  const bool small_window = kTail && c.dense && c.right_shifts && window <= 32;
   helium::FilterLoop loop(c, 4);
 #endif
   const int64_t pixels = int64_t{c.batches} * c.oh * c.ow;
@@ -226,8 +227,10 @@ void run_groups(const RunConv& c) {
     if (c.constants) copy_constants(c, lanes, out);
     if (c.filters == 0) continue;
     if (lanes < 4) loop = helium::FilterLoop(c, lanes);
-    if (small_window) {
+    if (small_window && window <= 16) {
       helium::filters_small_window(c, loop, patch, out);
+    } else if (small_window) {
+      helium::filters_pair_window(c, loop, patch, out);
     } else if (kTail && c.dense) {
       helium::filters_side_by_side<true>(c, patch, stride, lanes, out);
     } else if (kTail) {
