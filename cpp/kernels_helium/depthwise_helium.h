@@ -146,7 +146,10 @@ __attribute__((always_inline)) inline void depthwise_pixel_wide(const DepthwiseP
 template <void (*kPixel)(const DepthwisePixel&, const int8_t*, int8_t*)>
 void depthwise_pixels(const DepthwisePixel& d, const int8_t* window, ptrdiff_t step, int32_t count,
                       int8_t* out) {
-  for (; count > 0; --count, window += step, out += d.depth) kPixel(d, window, out);
+  // A copy the output stores cannot alias: GCC keeps its fields out of the
+  // loops instead of reloading them after every store.
+  const DepthwisePixel local = d;
+  for (; count > 0; --count, window += step, out += local.depth) kPixel(local, window, out);
 }
 
 }  // namespace helium
