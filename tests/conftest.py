@@ -30,3 +30,13 @@ def tflm_run(
         interp.set_input(x, i)
     interp.invoke()
     return [interp.get_output(i) for i in range(num_outputs)]
+
+
+def quantized_tensor(name, shape, scale, zp=0, data=None, dtype=np.int8, axis=0):
+    """A dtmm.Tensor with per-tensor (or per-channel, scale an array) int8
+    quantization, constant when ``data`` is given."""
+    import dtmm
+
+    scale = np.atleast_1d(np.asarray(scale, np.float32))
+    zps = np.zeros(len(scale), np.int64) + zp
+    return dtmm.Tensor(name, shape, np.dtype(dtype), scale, zps, axis, data)

@@ -14,6 +14,8 @@ import dtmm
 from dtmm import _core, latency
 from dtmm.calibrated import conv_patches
 
+from conftest import quantized_tensor
+
 LOWEST_SINGLE = 2.0**-11  # below it the compiler keeps TFLite's encoding
 
 
@@ -150,20 +152,14 @@ def test_removed_dead_filters_fold_the_constant_their_rounding_gives():
     b1[[1, 4, 6]] = parting[:3]
     w2 = rng.integers(-127, 128, (5, 1, 1, 8)).astype(np.int8)
 
-    def q(name, shape, s, zp=0, data=None, dtype=np.int8):
-        s = np.atleast_1d(np.asarray(s, np.float32))
-        return dtmm.Tensor(
-            name, shape, np.dtype(dtype), s, np.zeros(len(s), np.int64) + zp, 0, data
-        )
-
     tensors = {
-        "x": q("x", (1, 6, 6, 3), 0.05, -3),
-        "w1": q("w1", w1.shape, np.full(8, 0.01), 0, w1),
-        "b1": q("b1", (8,), np.full(8, 0.0005), 0, b1, np.int32),
-        "y1": q("y1", (1, 6, 6, 8), 0.2, 5),
-        "w2": q("w2", w2.shape, np.full(5, 0.01), 0, w2),
-        "b2": q("b2", (5,), np.full(5, 0.002), 0, np.zeros(5, np.int32), np.int32),
-        "y2": q("y2", (1, 6, 6, 5), 0.3, 2),
+        "x": quantized_tensor("x", (1, 6, 6, 3), 0.05, -3),
+        "w1": quantized_tensor("w1", w1.shape, np.full(8, 0.01), 0, w1),
+        "b1": quantized_tensor("b1", (8,), np.full(8, 0.0005), 0, b1, np.int32),
+        "y1": quantized_tensor("y1", (1, 6, 6, 8), 0.2, 5),
+        "w2": quantized_tensor("w2", w2.shape, np.full(5, 0.01), 0, w2),
+        "b2": quantized_tensor("b2", (5,), np.full(5, 0.002), 0, np.zeros(5, np.int32), np.int32),
+        "y2": quantized_tensor("y2", (1, 6, 6, 5), 0.3, 2),
     }
     conv = {"stride": (1, 1), "dilation": (1, 1), "activation": "NONE"}
     ops = [

@@ -15,7 +15,7 @@ import dtmm
 from dtmm import demo, sparse_formats
 from dtmm.graph_passes import remove_dead_filters
 
-from conftest import data_path, tflm_run
+from conftest import data_path, quantized_tensor, tflm_run
 
 # ---- encoders
 
@@ -270,12 +270,6 @@ def test_inspect_accounts_for_every_weight():
     assert "FWCS" in str(sparse)
 
 
-def _q(name, shape, scale, zp=0, data=None, dtype=np.int8, axis=0):
-    scale = np.atleast_1d(np.asarray(scale, np.float32))
-    zps = np.zeros(len(scale), np.int64) + zp
-    return dtmm.Tensor(name, shape, np.dtype(dtype), scale, zps, axis, data)
-
-
 def test_dead_filters_are_removed_through_a_zero_point_pad():
     """conv -> PAD (ONNX-style explicit padding) -> VALID conv: filters that
     output the zero point vanish from all three, with identical outputs."""
@@ -286,14 +280,14 @@ def test_dead_filters_are_removed_through_a_zero_point_pad():
     b1[[1, 4, 6]] = 0  # a dead filter with no bias outputs the zero point through RELU
     w2 = rng.integers(-127, 128, (5, 3, 3, 8)).astype(np.int8)
     tensors = {
-        "x": _q("x", (1, 9, 9, 3), 0.05, -3),
-        "w1": _q("w1", w1.shape, np.full(8, 0.01), 0, w1),
-        "b1": _q("b1", (8,), np.full(8, 0.0005), 0, b1, np.int32),
-        "y1": _q("y1", (1, 9, 9, 8), 0.2, -128),
-        "p": _q("p", (1, 11, 11, 8), 0.2, -128),
-        "w2": _q("w2", w2.shape, np.full(5, 0.01), 0, w2),
-        "b2": _q("b2", (5,), np.full(5, 0.002), 0, np.zeros(5, np.int32), np.int32),
-        "y2": _q("y2", (1, 9, 9, 5), 0.3, 2),
+        "x": quantized_tensor("x", (1, 9, 9, 3), 0.05, -3),
+        "w1": quantized_tensor("w1", w1.shape, np.full(8, 0.01), 0, w1),
+        "b1": quantized_tensor("b1", (8,), np.full(8, 0.0005), 0, b1, np.int32),
+        "y1": quantized_tensor("y1", (1, 9, 9, 8), 0.2, -128),
+        "p": quantized_tensor("p", (1, 11, 11, 8), 0.2, -128),
+        "w2": quantized_tensor("w2", w2.shape, np.full(5, 0.01), 0, w2),
+        "b2": quantized_tensor("b2", (5,), np.full(5, 0.002), 0, np.zeros(5, np.int32), np.int32),
+        "y2": quantized_tensor("y2", (1, 9, 9, 5), 0.3, 2),
     }
     conv = {"stride": (1, 1), "dilation": (1, 1), "activation": "RELU"}
     ops = [
