@@ -216,8 +216,8 @@ __attribute__((always_inline)) inline void mac_side_by_side(const int8_t*& w, co
 // MVE two-lane VMOV would do as well, but QEMU puts its first register in
 // the lower lane while LLVM's code for building a vector names the upper
 // lane's value first (vmov q0[2], q0[0], r2, r0): one of them is not what
-// silicon does, and no test under QEMU can tell which. Every shift must be
-// a right shift (c.right_shifts). The loop runs at least once:
+// silicon does, and no test under QEMU can tell which. The shifts must be
+// all negative or all 0 (c.right_shifts). The loop runs at least once:
 // c.filters > 0.
 
 // A filter's head: its bias into the four sums, its output channel into o.
@@ -350,10 +350,11 @@ void filters_interleaved(const RunConv& c, const FilterLoop& l, const int8_t* pa
 }
 
 // Dense filters whose window is at most 16 bytes (a 1x1 layer with C_in
-// below 16, a 3x3 one with C_in 1), over side-by-side windows 16 bytes apart: each filter is one
-// weight load, predicated to the window so that it reads no further and the
-// patch bytes past each window meet zero weights, and four VMLADAVA. Every
-// shift must be a right shift (c.right_shifts).
+// below 16, a 3x3 one with C_in 1), over side-by-side windows 16 bytes
+// apart: each filter is one weight load, predicated to the window so that
+// it reads no further and the patch bytes past each window meet zero
+// weights, and four VMLADAVA. The shifts must be all negative or all 0
+// (c.right_shifts).
 inline void filters_small_window(const RunConv& c, const FilterLoop& l, const int8_t* patch,
                                  int8_t* out) {
   const int32_t n = c.kh * c.kw * c.ic;

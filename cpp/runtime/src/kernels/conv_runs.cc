@@ -263,7 +263,8 @@ void run_groups(const RunConv& c) {
 
 bool runs_chained(const RunConv& c) {
 #if defined(__ARM_FEATURE_MVE)
-  // The interleaved loop is in assembly for whole blocks and right shifts.
+  // The interleaved loop is in assembly for whole blocks and shifts that are
+  // all negative or all 0.
   return c.ic % 16 == 0 && c.right_shifts;
 #else
   (void)c;
