@@ -217,7 +217,7 @@ __attribute__((always_inline)) inline void mac_side_by_side(const int8_t*& w, co
 // the lower lane while LLVM's code for building a vector names the upper
 // lane's value first (vmov q0[2], q0[0], r2, r0): one of them is not what
 // silicon does, and no test under QEMU can tell which. The shifts must be
-// all negative or all 0 (c.right_shifts). The loop runs at least once:
+// all negative or all 0 (c.shifts.right). The loop runs at least once:
 // c.filters > 0.
 
 // A filter's head: its bias into the four sums, its output channel into o.
@@ -288,7 +288,7 @@ __attribute__((always_inline)) inline void store_constants(const RunConv& c, int
 struct FilterLoop {
   FilterLoop(const RunConv& c, int32_t lanes)
       : end(c.heads + c.filters),
-        twice(c.single_rounding ? 0 : 1),
+        twice(c.shifts.twice()),
         offs(output_offsets(c, lanes)),
         lo(vdupq_n_s32(c.act_min)),
         hi(vdupq_n_s32(c.act_max)),
@@ -354,7 +354,7 @@ void filters_interleaved(const RunConv& c, const FilterLoop& l, const int8_t* pa
 // apart: each filter is one weight load, predicated to the window so that
 // it reads no further and the patch bytes past each window meet zero
 // weights, and four VMLADAVA. The shifts must be all negative or all 0
-// (c.right_shifts).
+// (c.shifts.right).
 inline void filters_small_window(const RunConv& c, const FilterLoop& l, const int8_t* patch,
                                  int8_t* out) {
   const int32_t n = c.kh * c.kw * c.ic;

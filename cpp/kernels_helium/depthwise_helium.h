@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../runtime/src/fixedpoint.h"
 #include "dtmm/format.h"
 #include "requantize_helium.h"
 
@@ -22,8 +23,7 @@ struct DepthwisePixel {
   const int8_t* filter;  // [kh][kw][depth]
   const int32_t *folded, *mult, *shift;
   int32_t output_offset, act_min, act_max;
-  bool right_shifts;  // every channel's shift is negative, or every one 0
-  int32_t twice;      // 1: negative (two roundings), 0: all 0 (one rounding)
+  ShiftForm shifts;  // the channels' shifts (fixedpoint.h)
 };
 
 // Any depth, four channels per step, the last step predicated. Taps are
@@ -47,8 +47,9 @@ __attribute__((always_inline)) inline void depthwise_pixel(const DepthwisePixel&
     }
     const int32x4_t m = vldrwq_z_s32(d.mult + c, p);
     const int32x4_t s = vldrwq_z_s32(d.shift + c, p);
-    int32x4_t v = d.right_shifts ? multiply_by_quantized_multiplier4_right(acc, m, s, d.twice)
-                                 : multiply_by_quantized_multiplier4(acc, m, s);
+    int32x4_t v = d.shifts.right
+                      ? multiply_by_quantized_multiplier4_right(acc, m, s, d.shifts.twice())
+                      : multiply_by_quantized_multiplier4(acc, m, s);
     v = vminq_s32(vmaxq_s32(vaddq_n_s32(v, d.output_offset), lo), hi);
     vstrbq_p_s32(out + c, v, p);
   }
@@ -132,9 +133,9 @@ __attribute__((always_inline)) inline void depthwise_pixel_wide(const DepthwiseP
     for (int32_t j = 0; j < kGroups; ++j) {
       const int32_t k = c + 4 * j;
       const int32x4_t m = vldrwq_s32(d.mult + k), s = vldrwq_s32(d.shift + k);
-      const int32x4_t v = d.right_shifts
-                              ? multiply_by_quantized_multiplier4_right(acc[j], m, s, d.twice)
-                              : multiply_by_quantized_multiplier4(acc[j], m, s);
+      const int32x4_t v =
+          d.shifts.right ? multiply_by_quantized_multiplier4_right(acc[j], m, s, d.shifts.twice())
+                         : multiply_by_quantized_multiplier4(acc[j], m, s);
       vstrbq_s32(out + k, vminq_s32(vmaxq_s32(vaddq_n_s32(v, d.output_offset), lo), hi));
     }
   }

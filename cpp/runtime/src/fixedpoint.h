@@ -52,6 +52,9 @@ DTMM_SIZE_NOINLINE inline int32_t multiply_by_quantized_multiplier(int32_t x, in
 struct ShiftForm {
   bool right;   // all negative or all 0: no left shift anywhere
   bool single;  // all 0 (and the range not empty)
+  // What scales the correction of negative lanes before the rounding right
+  // shift: 1 for negative shifts, 0 when there is no second rounding.
+  int32_t twice() const { return single ? 0 : 1; }
 };
 
 inline ShiftForm shift_form(const int32_t* shift, int32_t begin, int32_t end) {

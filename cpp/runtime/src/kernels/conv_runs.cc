@@ -63,9 +63,7 @@ HeadBuilder::HeadBuilder(RunConv& c, int32_t oc_begin, int32_t oc_end, FilterHea
   c.heads = heads;
   c.filters = 0;
   c.constants = nullptr;
-  const ShiftForm form = shift_form(c.shift, oc_begin, oc_end);
-  c.right_shifts = form.right;
-  c.single_rounding = form.single;
+  c.shifts = shift_form(c.shift, oc_begin, oc_end);
 }
 
 void HeadBuilder::add_constant(int32_t oc) {
@@ -185,7 +183,7 @@ void run_groups(const RunConv& c) {
   const ptrdiff_t step = static_cast<ptrdiff_t>(c.stride_w) * c.ic;
   // Dense windows of at most 16 (32) bytes lie 16 (32) apart: one (two)
   // vectors each, for the assembly loops.
-  const bool small_window = kTail && c.dense && c.right_shifts && window <= 32;
+  const bool small_window = kTail && c.dense && c.shifts.right && window <= 32;
   helium::FilterLoop loop(c, 4);
 #endif
   const int64_t pixels = int64_t{c.batches} * c.oh * c.ow;
@@ -265,7 +263,7 @@ bool runs_chained(const RunConv& c) {
 #if defined(__ARM_FEATURE_MVE)
   // The interleaved loop is in assembly for whole blocks and shifts that are
   // all negative or all 0.
-  return c.ic % 16 == 0 && c.right_shifts;
+  return c.ic % 16 == 0 && c.shifts.right;
 #else
   (void)c;
   return false;

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../fixedpoint.h"
 #include "../op_context.h"
 #include "dtmm/format.h"
 
@@ -69,11 +70,10 @@ struct RunConv {
   int32_t filters;          // heads
   const int8_t* constants;  // if not null, oc_end - oc_begin bytes that hold
                             // the outputs of the filters without runs
-  // Every head's shift is negative (TFLite's two roundings), or every one
-  // is 0 (single_rounding: Rounding::kSingle's one rounding): the assembly
-  // loops' requantization. Mixed or left shifts take the C++ loops.
-  bool right_shifts;
-  bool single_rounding;
+  // Every head's shift negative (TFLite's two roundings) or every one 0
+  // (Rounding::kSingle's one rounding): shifts.right, the assembly loops'
+  // requantization. Mixed or left shifts take the C++ loops.
+  ShiftForm shifts;
 
   // The op's per-channel tables (indexed by output channel), for HeadBuilder.
   const int32_t* folded_bias;  // bias + input_offset * sum of the filter's weights

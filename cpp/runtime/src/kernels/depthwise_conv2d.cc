@@ -296,9 +296,7 @@ static bool depthwise_helium(const OpContext& ctx) {
   d.output_offset = p.output_offset;
   d.act_min = p.act_min;
   d.act_max = p.act_max;
-  const ShiftForm form = shift_form(d.shift, 0, depth);
-  d.right_shifts = form.right;
-  d.twice = form.single ? 0 : 1;
+  d.shifts = shift_form(d.shift, 0, depth);
   void (*const pixels)(const helium::DepthwisePixel&, const int8_t*, ptrdiff_t, int32_t, int8_t*) =
       depth % 16 == 0  ? helium::depthwise_pixels<helium::depthwise_pixel_wide<4>>
       : depth % 8 == 0 ? helium::depthwise_pixels<helium::depthwise_pixel_wide<2>>
