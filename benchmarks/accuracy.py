@@ -424,12 +424,14 @@ def load_pruned_weights(student, pruned: dtmm.Model) -> list[tuple]:
 def resnet8_distill(args: argparse.Namespace) -> None:
     """Post-training filterlet pruning (activation-aware, on the model quantized
     from the float ONNX), then distillation from the dense float model on the
-    calibration images only (augmented): logits and the residual blocks'
-    outputs, with the masks held. Int8 via dtmm before and after."""
+    calibration images (augmented) and on inputs synthesized from the dense
+    model (dtmm.synthetic): logits and the residual blocks' outputs, with the
+    masks held. Int8 via dtmm before and after."""
     import tempfile
 
     import torch
 
+    from dtmm.synthetic import synthesize
     from dtmm.torch import from_onnx
 
     torch.set_num_threads(2)
@@ -447,17 +449,28 @@ def resnet8_distill(args: argparse.Namespace) -> None:
     blocks = [n[3] for n in teacher.nodes if n[1] == "Add"]
     rng = np.random.default_rng(0)
 
-    def batch(size: int) -> torch.Tensor:
-        idx = rng.integers(0, n_cal, size)
-        imgs = np.pad(cal_nchw[idx], ((0, 0), (0, 0), (4, 4), (4, 4)), mode="reflect")
+    synthetic = None
+    if args.synthetic:
+        log(f"synthesizing {args.synthetic} inputs from the dense float model")
+        synthetic = synthesize(teacher, cal_nchw, args.synthetic, seed=0)
+
+    def augmented_batch(source: np.ndarray, size: int) -> np.ndarray:
+        idx = rng.integers(0, len(source), size)
+        imgs = np.pad(source[idx], ((0, 0), (0, 0), (4, 4), (4, 4)), mode="reflect")
         out = np.empty((size, 3, 32, 32), np.float32)
         for i in range(size):
             dy, dx = rng.integers(0, 9, 2)
             img = imgs[i, :, dy : dy + 32, dx : dx + 32]
             out[i] = img[:, :, ::-1] if rng.random() < 0.5 else img
         lam = rng.beta(0.4, 0.4, (size, 1, 1, 1)).astype(np.float32)  # mixup widens the data
-        out = lam * out + (1 - lam) * out[rng.permutation(size)]
-        return torch.from_numpy(out)
+        return lam * out + (1 - lam) * out[rng.permutation(size)]
+
+    def batch(size: int) -> torch.Tensor:
+        if synthetic is None:
+            return torch.from_numpy(augmented_batch(cal_nchw, size))
+        half = size // 2
+        both = [augmented_batch(cal_nchw, size - half), augmented_batch(synthetic, half)]
+        return torch.from_numpy(np.concatenate(both))
 
     def row(method: str, sparsity: float, blob: bytes, ratios: str) -> dict:
         return dict(
@@ -512,7 +525,10 @@ def resnet8_distill(args: argparse.Namespace) -> None:
             student, (torch.from_numpy(cal_nchw[:1]),), str(path), dynamo=False, opset_version=17
         )
         distilled = dtmm.load(path, calibration=cal_nchw)
-        steps = f"{removed(distilled)}; {args.steps} steps of 64 augmented calibration images"
+        data = "augmented calibration images"
+        if synthetic is not None:
+            data += f", half of them synthesized ({len(synthetic)} inputs)"
+        steps = f"{removed(distilled)}; {args.steps} steps of 64 {data}"
         rows.append(row("dtmm OBS + refit, then distillation", s, dtmm.compile(distilled), steps))
         log(f"  -> {rows[-1]} (dense {dense_acc:.1%})")
     report(rows, "resnet8_distill", budget_key="sparsity")
@@ -592,6 +608,12 @@ def main() -> None:
     d.add_argument("--steps", type=int, default=1000)
     d.add_argument("--lr", type=float, default=3e-4)
     d.add_argument("--allocation", choices=("uniform", "layer-adaptive"), default="layer-adaptive")
+    d.add_argument(
+        "--synthetic",
+        type=int,
+        default=1024,
+        help="inputs synthesized from the dense model (dtmm.synthetic), half of each batch",
+    )
     args = parser.parse_args()
     studies = {"fashion": fashion, "resnet8": resnet8, "vww": vww}
     studies["resnet8-distill"] = resnet8_distill
