@@ -444,7 +444,6 @@ def resnet8_distill(args: argparse.Namespace) -> None:
     cal_nchw = x[:n_cal].transpose(0, 3, 1, 2)
     tmp = Path(tempfile.mkdtemp())
     dense = dtmm.load(onnx_path, calibration=cal_nchw)
-    dense_blob = dtmm.compile(dense)
     teacher = from_onnx(str(onnx_path)).eval()
     blocks = [n[3] for n in teacher.nodes if n[1] == "Add"]
     rng = np.random.default_rng(0)
@@ -452,7 +451,9 @@ def resnet8_distill(args: argparse.Namespace) -> None:
     synthetic = None
     if args.synthetic:
         log(f"synthesizing {args.synthetic} inputs from the dense float model")
-        synthetic = synthesize(teacher, cal_nchw, args.synthetic, seed=0)
+        synthetic = synthesize(
+            teacher, cal_nchw, args.synthetic, steps=args.synthetic_steps, seed=0
+        )
 
     def augmented_batch(source: np.ndarray, size: int) -> np.ndarray:
         idx = rng.integers(0, len(source), size)
@@ -472,26 +473,32 @@ def resnet8_distill(args: argparse.Namespace) -> None:
         both = [augmented_batch(cal_nchw, size - half), augmented_batch(synthetic, half)]
         return torch.from_numpy(np.concatenate(both))
 
-    def row(method: str, sparsity: float, blob: bytes, ratios: str) -> dict:
+    def row(method: str, sparsity: float, model: dtmm.Model, ratios: str) -> dict:
+        blob = dtmm.compile(model)
+        # The same int8 model with TFLite's requantization rounding, for a
+        # second view of how many of the 150 images are near a tie.
+        twice = model.copy()
+        twice.rounding = "tflite"
+        tflite = dtmm.compile(twice)
         return dict(
             method=method,
             sparsity=sparsity,
             accuracy=evaluate(blob, x[n_cal:], y[n_cal:]),
+            accuracy_tflite_rounding=evaluate(tflite, x[n_cal:], y[n_cal:]),
             blob=len(blob),
             arena=dtmm.Runtime(blob).arena_size,
             instructions=None,
             ratios=ratios,
         )
 
-    rows = [row("dense", 0.0, dense_blob, "quantized from the float ONNX")]
+    rows = [row("dense", 0.0, dense, "quantized from the float ONNX")]
     dense_acc = rows[0]["accuracy"]
     log(f"dense int8 (quantized from float) on images {n_cal}..199: {dense_acc:.1%}")
     for s in args.sparsities:
         pruned = dtmm.prune.filterlets(
             dense, s, "activation", calibration=x[:n_cal], allocation=args.allocation
         )
-        blob = dtmm.compile(pruned)
-        rows.append(row("dtmm activation-aware (OBS + refit)", s, blob, removed(pruned)))
+        rows.append(row("dtmm activation-aware (OBS + refit)", s, pruned, removed(pruned)))
         log(f"  {s:.0%} before distillation: {rows[-1]['accuracy']:.1%}")
         student = from_onnx(str(onnx_path))
         masks = load_pruned_weights(student, pruned)
@@ -529,7 +536,7 @@ def resnet8_distill(args: argparse.Namespace) -> None:
         if synthetic is not None:
             data += f", half of them synthesized ({len(synthetic)} inputs)"
         steps = f"{removed(distilled)}; {args.steps} steps of 64 {data}"
-        rows.append(row("dtmm OBS + refit, then distillation", s, dtmm.compile(distilled), steps))
+        rows.append(row("dtmm OBS + refit, then distillation", s, distilled, steps))
         log(f"  -> {rows[-1]} (dense {dense_acc:.1%})")
     report(rows, "resnet8_distill", budget_key="sparsity")
 
@@ -605,7 +612,7 @@ def main() -> None:
     d = sub.add_parser("resnet8-distill")
     d.add_argument("--calibration", type=int, default=50)
     d.add_argument("--sparsities", type=float, nargs="+", default=[0.3, 0.4, 0.5])
-    d.add_argument("--steps", type=int, default=1000)
+    d.add_argument("--steps", type=int, default=5000)
     d.add_argument("--lr", type=float, default=3e-4)
     d.add_argument("--allocation", choices=("uniform", "layer-adaptive"), default="layer-adaptive")
     d.add_argument(
@@ -613,6 +620,9 @@ def main() -> None:
         type=int,
         default=1024,
         help="inputs synthesized from the dense model (dtmm.synthetic), half of each batch",
+    )
+    d.add_argument(
+        "--synthetic-steps", type=int, default=800, help="optimizer steps per input batch"
     )
     args = parser.parse_args()
     studies = {"fashion": fashion, "resnet8": resnet8, "vww": vww}
