@@ -562,22 +562,29 @@ def report(rows: list[dict], name: str, budget_key: str) -> None:
     except ImportError:
         log("matplotlib not installed (pip install .[bench]): no plot")
         return
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    # the instructions panel only when some row was measured on the M55
+    measured = any(r["instructions"] for r in rows)
+    fig, axes = plt.subplots(1, 2 if measured else 1, figsize=(10 if measured else 5.5, 4))
+    axes = list(axes) if measured else [axes]
     for method in dict.fromkeys(r["method"] for r in rows if r["method"] != "dense"):
         pts = [r for r in rows if r["method"] == method]
         axes[0].plot([r["blob"] for r in pts], [r["accuracy"] for r in pts], "o-", label=method)
         with_instr = [r for r in pts if r["instructions"]]
-        axes[1].plot(
-            [r["instructions"] for r in with_instr],
-            [r["accuracy"] for r in with_instr],
-            "o-",
-            label=method,
-        )
+        if measured:
+            axes[1].plot(
+                [r["instructions"] for r in with_instr],
+                [r["accuracy"] for r in with_instr],
+                "o-",
+                label=method,
+            )
     dense = rows[0]
-    axes[0].axhline(dense["accuracy"], color="gray", ls=":", label="dense")
-    axes[1].axhline(dense["accuracy"], color="gray", ls=":")
+    for ax in axes:
+        ax.axhline(
+            dense["accuracy"], color="gray", ls=":", label="dense" if ax is axes[0] else None
+        )
     axes[0].set_xlabel("blob bytes")
-    axes[1].set_xlabel("Cortex-M55 instructions (QEMU, not cycles)")
+    if measured:
+        axes[1].set_xlabel("Cortex-M55 instructions (QEMU, not cycles)")
     for ax in axes:
         ax.set_ylabel("int8 accuracy")
         ax.grid(alpha=0.3)
