@@ -435,7 +435,7 @@ def resnet8_distill(args: argparse.Namespace) -> None:
     from dtmm.torch import from_onnx
 
     torch.set_num_threads(2)
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     onnx_path = SHARED / "models" / "onnx" / "resnet8_fp32_nchw.onnx"
     data = np.load(SHARED / "eval" / "ic01_cifar10_test200.npz")
     x = data["x"].astype(np.float32)  # 0..255, as the float model takes it
@@ -446,13 +446,13 @@ def resnet8_distill(args: argparse.Namespace) -> None:
     dense = dtmm.load(onnx_path, calibration=cal_nchw)
     teacher = from_onnx(str(onnx_path)).eval()
     blocks = [n[3] for n in teacher.nodes if n[1] == "Add"]
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(args.seed)
 
     synthetic = None
     if args.synthetic:
         log(f"synthesizing {args.synthetic} inputs from the dense float model")
         synthetic = synthesize(
-            teacher, cal_nchw, args.synthetic, steps=args.synthetic_steps, seed=0
+            teacher, cal_nchw, args.synthetic, steps=args.synthetic_steps, seed=args.seed
         )
 
     def augmented_batch(source: np.ndarray, size: int) -> np.ndarray:
@@ -631,6 +631,7 @@ def main() -> None:
     d.add_argument(
         "--synthetic-steps", type=int, default=800, help="optimizer steps per input batch"
     )
+    d.add_argument("--seed", type=int, default=0, help="synthesis, augmentation and training seed")
     args = parser.parse_args()
     studies = {"fashion": fashion, "resnet8": resnet8, "vww": vww}
     studies["resnet8-distill"] = resnet8_distill
