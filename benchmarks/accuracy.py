@@ -564,13 +564,15 @@ def report(rows: list[dict], name: str, budget_key: str) -> None:
         return
     # the instructions panel only when some row was measured on the M55
     measured = any(r["instructions"] for r in rows)
-    fig, axes = plt.subplots(1, 2 if measured else 1, figsize=(10 if measured else 5.5, 4))
-    axes = list(axes) if measured else [axes]
+    fig, grid = plt.subplots(
+        1, 2 if measured else 1, figsize=(10 if measured else 5.5, 4), squeeze=False
+    )
+    axes = list(grid[0])
     for method in dict.fromkeys(r["method"] for r in rows if r["method"] != "dense"):
         pts = [r for r in rows if r["method"] == method]
         axes[0].plot([r["blob"] for r in pts], [r["accuracy"] for r in pts], "o-", label=method)
-        with_instr = [r for r in pts if r["instructions"]]
         if measured:
+            with_instr = [r for r in pts if r["instructions"]]
             axes[1].plot(
                 [r["instructions"] for r in with_instr],
                 [r["accuracy"] for r in with_instr],
