@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 import dtmm
 from dtmm import demo, sparse_formats
-from dtmm.graph_passes import remove_dead_filters
+from dtmm.graph_passes import as_compiled, remove_dead_filters
 
 from conftest import data_path, quantized_tensor, tflm_run
 
@@ -260,7 +260,7 @@ def test_inspect_accounts_for_every_weight():
     pruned = dtmm.prune.filterlets(original, 0.5)
     # At 50% some filters lose every filterlet: compile removes them (and the
     # matching input channels downstream) where exact, shrinking the dense blob too.
-    alive = remove_dead_filters(pruned)
+    alive = remove_dead_filters(pruned, sparse="never")
     assert _int8_constant_bytes(alive) < _int8_constant_bytes(pruned)
     assert dtmm.inspect(dtmm.compile(pruned, sparse="never")).value_bytes == _int8_constant_bytes(
         alive
@@ -306,3 +306,42 @@ def test_dead_filters_are_removed_through_a_zero_point_pad():
     keep_all = dtmm.Model(model.tensors, model.ops, ["x"], ["y2", "y1"])
     expected = dtmm.Runtime(dtmm.compile(keep_all)).run(x)[0]
     np.testing.assert_array_equal(dtmm.Runtime(dtmm.compile(model)).run(x), expected)
+
+
+@pytest.mark.parametrize(("mode", "c_in"), [("never", 15), ("always", 16), ("auto", 16)])
+def test_dead_channels_leave_fwcs_consumers_whole_vectors(mode, c_in):
+    """17 of 32 filters dead: a dense consumer loses all 17 input channels (its
+    bytes), an FWCS one only 16, keeping C_in a multiple of 16 (Helium's fast
+    loop); outputs and arena agree with the planner either way."""
+    rng = np.random.default_rng(9)
+    w1 = rng.integers(-127, 128, (32, 1, 1, 4)).astype(np.int8)
+    dead = rng.permutation(32)[:17]
+    w1[dead] = 0
+    b1 = rng.integers(-500, 500, 32).astype(np.int32)
+    b1[dead] = 0  # outputs the zero point through RELU: removable before a padded conv
+    w2 = rng.integers(-127, 128, (8, 3, 3, 32)).astype(np.int8)
+    w2[rng.random((8, 3, 3)) < 0.6] = 0  # sparse enough for FWCS under "auto"
+    tensors = {
+        "x": quantized_tensor("x", (1, 6, 6, 4), 0.05, -3),
+        "w1": quantized_tensor("w1", w1.shape, np.full(32, 0.01), 0, w1),
+        "b1": quantized_tensor("b1", (32,), np.full(32, 0.0005), 0, b1, np.int32),
+        "y1": quantized_tensor("y1", (1, 6, 6, 32), 0.2, -128),
+        "w2": quantized_tensor("w2", w2.shape, np.full(8, 0.01), 0, w2),
+        "b2": quantized_tensor("b2", (8,), np.full(8, 0.002), 0, np.zeros(8, np.int32), np.int32),
+        "y2": quantized_tensor("y2", (1, 6, 6, 8), 0.3, 2),
+    }
+    conv = {"stride": (1, 1), "dilation": (1, 1), "activation": "RELU", "padding": "SAME"}
+    ops = [
+        dtmm.Op("CONV_2D", ["x", "w1", "b1"], ["y1"], conv, "c1"),
+        dtmm.Op("CONV_2D", ["y1", "w2", "b2"], ["y2"], conv, "c2"),
+    ]
+    model = dtmm.Model(tensors, ops, ["x"], ["y2"])
+    slim = as_compiled(model, mode)
+    assert slim.tensors["w2"].shape == (8, 3, 3, c_in)
+    assert slim.tensors["y1"].shape[-1] == c_in
+    x = rng.integers(-128, 128, (5, 6, 6, 4)).astype(np.int8)
+    keep_all = dtmm.Model(model.tensors, model.ops, ["x"], ["y2", "y1"])
+    expected = dtmm.Runtime(dtmm.compile(keep_all, sparse="never")).run(x)[0]
+    runtime = dtmm.Runtime(dtmm.compile(model, sparse=mode))
+    np.testing.assert_array_equal(runtime.run(x), expected)
+    assert runtime.arena_size == dtmm.plan_memory(model, mode).arena_size

@@ -68,7 +68,7 @@ def compile(  # noqa: A001 - the public name
         raise ValueError(
             f"model.rounding must be one of {', '.join(ROUNDINGS)}, got {model.rounding!r}"
         )
-    model = as_compiled(model)
+    model = as_compiled(model, sparse)
     plan = plan_compiled(model)
     builder = _core.BlobBuilder(debug_info, model.rounding == "onnx")
     index: dict[str, int] = {}

@@ -258,7 +258,7 @@ def predict(
 
     lm = load(target)
     rows = []
-    model = as_compiled(model)
+    model = as_compiled(model, sparse)
     for op in model.ops:
         shape = layer_shape(model, op, sparse, fc_block)
         rows.append(LayerLatency(op.name, shape.kind, lm.predict_layer(shape)))

@@ -9,6 +9,7 @@ not collide with a buffer whose lifetime overlaps.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .graph_passes import as_compiled
@@ -45,9 +46,10 @@ def alias_roots(model: Model) -> dict[str, str]:
     return {t: find(t) for t in model.tensors if not model.tensors[t].is_constant}
 
 
-def plan_memory(model: Model) -> MemoryPlan:
-    """Plan the arena for ``model`` as :func:`dtmm.compile` will lay it out."""
-    return plan_compiled(as_compiled(model))
+def plan_memory(model: Model, sparse: str | Mapping[str, str] = "auto") -> MemoryPlan:
+    """Plan the arena for ``model`` as :func:`dtmm.compile` with ``sparse``
+    will lay it out (the mode decides which dead channels are removed)."""
+    return plan_compiled(as_compiled(model, sparse))
 
 
 def plan_compiled(model: Model) -> MemoryPlan:
