@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import dtmm
-from dtmm import demo, sparse_formats
+from dtmm import demo, latency, sparse_formats
 from dtmm.graph_passes import as_compiled, remove_dead_filters
 
 from conftest import data_path, quantized_tensor, tflm_run
@@ -202,9 +202,18 @@ def test_per_layer_pruning_and_unknown_layer():
         dtmm.prune.fc_blocks(m, 1.5)
 
 
-def test_compile_rejects_unknown_sparse_mode():
-    with pytest.raises(ValueError, match="sparse must be one of"):
-        dtmm.compile(dtmm.load(demo.bundled_model()), sparse="sometimes")
+@pytest.mark.parametrize(
+    "use", [dtmm.compile, dtmm.plan_memory, latency.predict], ids=["compile", "plan", "predict"]
+)
+def test_every_mode_taker_rejects_unknown_sparse_modes_and_layers(use):
+    model = dtmm.load(demo.bundled_model())
+    with pytest.raises(ValueError, match="sparse must be one of .* got 'sometimes'"):
+        use(model, sparse="sometimes")
+    with pytest.raises(ValueError, match="got 'sometimes'"):
+        use(model, sparse={model.ops[0].name: "sometimes"})
+    with pytest.raises(KeyError, match="'nope', which is not an op"):
+        use(model, sparse={"nope": "never"})
+    use(model, sparse={})  # every layer "auto"
 
 
 # ---- real models: pruned, every storage, equal to TFLite Micro on the same zeros

@@ -18,7 +18,7 @@ from .graph_passes import as_compiled
 from .ir import Model, Op, Tensor
 from .memory import plan_compiled
 from .sparse_formats import block_encode, csr_encode, fwcs_encode
-from .sparsity_choice import MODES, choose_conv, choose_fc, layer_mode
+from .sparsity_choice import check_sparse, choose_conv, choose_fc, op_mode
 
 _ABSENT = 0xFFFFFFFF
 _DTYPE_CODES = {
@@ -55,13 +55,7 @@ def compile(  # noqa: A001 - the public name
     requantization tables) and the names of constant tensors (ops and
     activations are always named). Off by default, it costs no flash.
     """
-    per_layer = dict(sparse) if isinstance(sparse, Mapping) else {}
-    for mode in [sparse] if not per_layer else per_layer.values():
-        if mode not in MODES:
-            raise ValueError(f"sparse must be one of {', '.join(MODES)}, got {mode!r}")
-    unknown = sorted(set(per_layer) - {op.name for op in model.ops})
-    if unknown:
-        raise KeyError(f"sparse= names {unknown[0]!r}, which is not an op of the model")
+    check_sparse(sparse, {op.name for op in model.ops})
     if fc_block < 1:
         raise ValueError(f"fc_block must be >= 1, got {fc_block}")
     if model.rounding not in ROUNDINGS:
@@ -83,7 +77,7 @@ def compile(  # noqa: A001 - the public name
     for name in model.inputs:
         tensor_index(name)
     for op in model.ops:
-        mode = layer_mode(op.options, per_layer.get(op.name, "auto") if per_layer else sparse)
+        mode = op_mode(sparse, op.name, op.options)
         kind, inputs, extra = lower_weights(model, op, mode, fc_block)
         ins = []
         for t in inputs:

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _core
 from .ir import Model, Op
-from .sparsity_choice import choose_conv, layer_mode
+from .sparsity_choice import check_sparse, choose_conv, op_mode
 
 # Helium's fast sparse loop takes whole 16-byte vectors of input channels.
 VECTOR = 16
@@ -175,8 +175,7 @@ def _vector_aligned_fwcs(model: Model, conv: Op, sparse: str | Mapping[str, str]
     w = model.tensors[conv.inputs[1]]
     if w.shape[3] % VECTOR:
         return False
-    mode = sparse.get(conv.name, "auto") if isinstance(sparse, Mapping) else sparse
-    return choose_conv(w.data, layer_mode(conv.options, mode)).kind == "fwcs"
+    return choose_conv(w.data, op_mode(sparse, conv.name, conv.options)).kind == "fwcs"
 
 
 def _pads_with(model: Model, pad: Op, zp: int) -> bool:
@@ -239,4 +238,5 @@ def as_compiled(model: Model, sparse: str | Mapping[str, str] = "auto") -> Model
     """``model`` with the rewrites :func:`dtmm.compile` applies before lowering
     under compile mode ``sparse`` (what the memory planner and the latency
     model must see too)."""
+    check_sparse(sparse, {op.name for op in model.ops})
     return remove_dead_filters(fold_constants(model), sparse)

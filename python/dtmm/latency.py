@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .ir import Model, Op, Tensor
-from .sparsity_choice import choose_conv, choose_fc, layer_mode
+from .sparsity_choice import choose_conv, choose_fc, op_mode
 
 # FWCS kernels: what every kept filterlet costs (a 1x1 filter is a single
 # filterlet, so its kept filterlets are its live filters).
@@ -143,8 +143,7 @@ def layer_shape(
     model: Model, op: Op, sparse: str | Mapping[str, str] = "auto", fc_block: int = 16
 ) -> LayerShape:
     """The :class:`LayerShape` of ``op`` as compiled with ``sparse``."""
-    mode = sparse.get(op.name, "auto") if isinstance(sparse, Mapping) else sparse
-    sparse = layer_mode(op.options, mode)
+    sparse = op_mode(sparse, op.name, op.options)
     x = model.tensors[op.inputs[0]]
     y = model.tensors[op.outputs[0]]
     n_in = int(np.prod(x.shape))

@@ -10,6 +10,7 @@ both smaller in bytes and predicted no slower than dense.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,26 @@ class ConvChoice:
     sparse_bytes: int
     dense_work: float
     sparse_work: float
+
+
+def check_sparse(sparse: str | Mapping[str, str], op_names: set[str]) -> None:
+    """Reject a compile mode that is not one of MODES, or a per-layer dict
+    naming an op the model does not have."""
+    modes = list(sparse.values()) if isinstance(sparse, Mapping) else [sparse]
+    for mode in modes:
+        if mode not in MODES:
+            raise ValueError(f"sparse must be one of {', '.join(MODES)}, got {mode!r}")
+    if isinstance(sparse, Mapping):
+        unknown = sorted(set(sparse) - op_names)
+        if unknown:
+            raise KeyError(f"sparse= names {unknown[0]!r}, which is not an op of the model")
+
+
+def op_mode(sparse: str | Mapping[str, str], name: str, options: dict) -> str:
+    """The mode one op compiles with: its entry of a per-layer dict ("auto"
+    when unlisted), then the scheduler's recorded storage (layer_mode)."""
+    mode = sparse.get(name, "auto") if isinstance(sparse, Mapping) else sparse
+    return layer_mode(options, mode)
 
 
 def layer_mode(options: dict, mode: str) -> str:
