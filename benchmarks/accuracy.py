@@ -396,31 +396,6 @@ def vww(args: argparse.Namespace) -> None:
     post_training(model, x, y, cal, args.sparsities, "vww")
 
 
-def load_pruned_weights(student, pruned: dtmm.Model) -> list[tuple]:
-    """Copy the int8 pruned model's conv weights and biases (dequantized) into
-    the float module built from the same ONNX file (convs matched by their
-    weight initializer's name); returns each conv with its filterlet mask."""
-    import torch
-
-    by_weight = {}
-    for op in pruned.ops:
-        if op.type == "CONV_2D":
-            by_weight[op.inputs[1].removesuffix("_DequantizeLinear_Output")] = op
-    masks = []
-    for key, op_type, ins, _, _, _ in student.nodes:
-        if op_type != "Conv":
-            continue
-        conv = student.layers[key].conv
-        op = by_weight[ins[1]]
-        w, b = pruned.tensors[op.inputs[1]], pruned.tensors[op.inputs[2]]
-        real = w.data.astype(np.float32) * w.scale.astype(np.float32)[:, None, None, None]
-        conv.weight.data = torch.from_numpy(np.ascontiguousarray(real.transpose(0, 3, 1, 2)))
-        conv.bias.data = torch.from_numpy((b.data * b.scale).astype(np.float32))
-        kept = (w.data != 0).any(axis=3)[:, None].astype(np.float32)  # [O, 1, KH, KW]
-        masks.append((conv, torch.from_numpy(np.ascontiguousarray(kept)).expand_as(conv.weight)))
-    return masks
-
-
 def resnet8_distill(args: argparse.Namespace) -> None:
     """Post-training filterlet pruning (activation-aware, on the model quantized
     from the float ONNX), then distillation from the dense float model on the
@@ -431,11 +406,11 @@ def resnet8_distill(args: argparse.Namespace) -> None:
 
     import torch
 
+    from dtmm.distill import distill, load_pruned
     from dtmm.synthetic import synthesize
     from dtmm.torch import from_onnx
 
     torch.set_num_threads(2)
-    torch.manual_seed(args.seed)
     onnx_path = SHARED / "models" / "onnx" / "resnet8_fp32_nchw.onnx"
     data = np.load(SHARED / "eval" / "ic01_cifar10_test200.npz")
     x = data["x"].astype(np.float32)  # 0..255, as the float model takes it
@@ -445,33 +420,14 @@ def resnet8_distill(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp())
     dense = dtmm.load(onnx_path, calibration=cal_nchw)
     teacher = from_onnx(str(onnx_path)).eval()
-    blocks = [n[3] for n in teacher.nodes if n[1] == "Add"]
-    rng = np.random.default_rng(args.seed)
-
-    synthetic = None
+    sources = [cal_nchw]
     if args.synthetic:
         log(f"synthesizing {args.synthetic} inputs from the dense float model")
-        synthetic = synthesize(
-            teacher, cal_nchw, args.synthetic, steps=args.synthetic_steps, seed=args.seed
+        sources.append(
+            synthesize(
+                teacher, cal_nchw, args.synthetic, steps=args.synthetic_steps, seed=args.seed
+            )
         )
-
-    def augmented_batch(source: np.ndarray, size: int) -> np.ndarray:
-        idx = rng.integers(0, len(source), size)
-        imgs = np.pad(source[idx], ((0, 0), (0, 0), (4, 4), (4, 4)), mode="reflect")
-        out = np.empty((size, 3, 32, 32), np.float32)
-        for i in range(size):
-            dy, dx = rng.integers(0, 9, 2)
-            img = imgs[i, :, dy : dy + 32, dx : dx + 32]
-            out[i] = img[:, :, ::-1] if rng.random() < 0.5 else img
-        lam = rng.beta(0.4, 0.4, (size, 1, 1, 1)).astype(np.float32)  # mixup widens the data
-        return lam * out + (1 - lam) * out[rng.permutation(size)]
-
-    def batch(size: int) -> torch.Tensor:
-        if synthetic is None:
-            return torch.from_numpy(augmented_batch(cal_nchw, size))
-        half = size // 2
-        both = [augmented_batch(cal_nchw, size - half), augmented_batch(synthetic, half)]
-        return torch.from_numpy(np.concatenate(both))
 
     def row(method: str, sparsity: float, model: dtmm.Model, ratios: str) -> dict:
         blob = dtmm.compile(model)
@@ -500,41 +456,14 @@ def resnet8_distill(args: argparse.Namespace) -> None:
         )
         rows.append(row("dtmm activation-aware (OBS + refit)", s, pruned, removed(pruned)))
         log(f"  {s:.0%} before distillation: {rows[-1]['accuracy']:.1%}")
-        student = from_onnx(str(onnx_path))
-        masks = load_pruned_weights(student, pruned)
-        opt = torch.optim.Adam(student.parameters(), lr=args.lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps)
-        t0 = time.time()
-        for step in range(args.steps):
-            xb = batch(64)
-            with torch.no_grad():
-                want = teacher.activations(xb)
-            got = student.train().activations(xb)
-            p_t, p_s = want[teacher.output_name], got[student.output_name]
-            loss = (p_t * (torch.log(p_t + 1e-8) - torch.log(p_s + 1e-8))).sum(1).mean()
-            for name in blocks:  # each block output, relative to its energy
-                loss = loss + ((got[name] - want[name]) ** 2).mean() / (want[name] ** 2).mean()
-            opt.zero_grad()
-            loss.backward()
-            for conv, mask in masks:
-                conv.weight.grad *= mask
-            opt.step()
-            sched.step()
-            with torch.no_grad():
-                for conv, mask in masks:
-                    conv.weight *= mask
-            if step % 250 == 0:
-                elapsed = time.time() - t0
-                log(f"  {s:.0%} step {step}/{args.steps} loss {loss.item():.4f} ({elapsed:.0f} s)")
+        student = load_pruned(from_onnx(str(onnx_path)), pruned)
+        distill(student, teacher, sources, steps=args.steps, lr=args.lr, seed=args.seed)
         path = tmp / f"resnet8_{s}.onnx"
-        student.eval()
-        torch.onnx.export(
-            student, (torch.from_numpy(cal_nchw[:1]),), str(path), dynamo=False, opset_version=17
-        )
+        student.export_onnx(str(path), torch.from_numpy(cal_nchw[:1]))
         distilled = dtmm.load(path, calibration=cal_nchw)
         data = "augmented calibration images"
-        if synthetic is not None:
-            data += f", half of them synthesized ({len(synthetic)} inputs)"
+        if len(sources) > 1:
+            data += f", half of them synthesized ({len(sources[1])} inputs)"
         steps = f"{removed(distilled)}; {args.steps} steps of 64 {data}"
         rows.append(row("dtmm OBS + refit, then distillation", s, distilled, steps))
         log(f"  -> {rows[-1]} (dense {dense_acc:.1%})")

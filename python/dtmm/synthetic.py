@@ -27,13 +27,7 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError("dtmm.synthetic needs PyTorch: pip install 'dtmm[torch]'") from e
 
-from .torch import OnnxModule
-
-
-def _log_probabilities(out: torch.Tensor, softmax_output: bool) -> torch.Tensor:
-    if softmax_output:
-        return torch.log(out.clamp_min(1e-8))
-    return torch.log_softmax(out, dim=1)
+from .torch import OnnxModule, log_probabilities, outputs_probabilities
 
 
 def synthesize(
@@ -73,9 +67,7 @@ def synthesize(
         acts = model.activations(x_cal)
         ref = [(acts[c].mean((0, 2, 3)), acts[c].std((0, 2, 3)) + 1e-3) for c in convs]
         out = acts[model.output_name]
-        softmax_output = bool(
-            (out >= 0).all() and torch.allclose(out.sum(1), torch.ones(len(out)), atol=1e-3)
-        )
+        softmax_output = outputs_probabilities(out)
         classes = out.shape[1]
         dims = (0, 2, 3)
         mean, std = x_cal.mean(dims, keepdim=True), x_cal.std(dims, keepdim=True) + 1e-6
@@ -95,7 +87,7 @@ def synthesize(
             for _ in range(steps):
                 got = model.activations(torch.maximum(torch.minimum(mean + std * z, hi), lo))
                 loss = torch.nn.functional.nll_loss(
-                    _log_probabilities(got[model.output_name], softmax_output), target
+                    log_probabilities(got[model.output_name], softmax_output), target
                 )
                 for c, (m, s) in zip(convs, ref):
                     t = got[c]

@@ -334,6 +334,23 @@ class OnnxModule(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.activations(x)[self.output_name]
 
+    def export_onnx(self, path: str, example_input: torch.Tensor, **kwargs: Any) -> None:
+        """Export the module (eval mode) to ONNX, for :func:`dtmm.load` with
+        calibration data."""
+        was_training = self.training
+        self.eval()
+        try:
+            torch.onnx.export(
+                self,
+                (example_input,),
+                path,
+                dynamo=False,
+                opset_version=kwargs.pop("opset_version", 17),
+                **kwargs,
+            )
+        finally:
+            self.train(was_training)
+
     def activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every tensor of the graph for input ``x``, by its ONNX name (for
         distillation from intermediate outputs)."""
@@ -381,6 +398,19 @@ _FLOAT_OPS = (
     "Relu Clip Add Mul AveragePool MaxPool GlobalAveragePool Transpose Reshape Flatten "
     "Softmax Identity"
 ).split()
+
+
+def outputs_probabilities(out: torch.Tensor) -> bool:
+    """Whether model outputs ``out`` (a batch) are already probabilities (a
+    softmax output) rather than logits."""
+    return bool((out >= 0).all() and torch.allclose(out.sum(1), torch.ones(len(out)), atol=1e-3))
+
+
+def log_probabilities(out: torch.Tensor, softmax_output: bool) -> torch.Tensor:
+    """Log-probabilities of model outputs, probabilities or logits."""
+    if softmax_output:
+        return torch.log(out.clamp_min(1e-8))
+    return torch.log_softmax(out, dim=1)
 
 
 def from_onnx(path: str) -> OnnxModule:
