@@ -317,24 +317,34 @@ def test_dead_filters_are_removed_through_a_zero_point_pad():
     np.testing.assert_array_equal(dtmm.Runtime(dtmm.compile(model)).run(x), expected)
 
 
-@pytest.mark.parametrize(("mode", "c_in"), [("never", 15), ("always", 16), ("auto", 16)])
-def test_dead_channels_leave_fwcs_consumers_whole_vectors(mode, c_in):
-    """17 of 32 filters dead: a dense consumer loses all 17 input channels (its
-    bytes), an FWCS one only 16, keeping C_in a multiple of 16 (Helium's fast
-    loop); outputs and arena agree with the planner either way."""
+@pytest.mark.parametrize(
+    ("channels", "dead", "mode", "c_in"),
+    [
+        (32, 17, "never", 15),
+        (32, 17, "always", 16),
+        (32, 17, "auto", 16),
+        (20, 6, "never", 14),
+        (20, 6, "always", 16),
+        (20, 3, "always", 17),  # 16 is out of reach: every dead channel goes
+    ],
+)
+def test_dead_channels_leave_fwcs_consumers_whole_vectors(channels, dead, mode, c_in):
+    """A dense consumer loses every dead input channel (its bytes); an FWCS one
+    as many as leave C_in a multiple of 16 (Helium's fast loop), when some
+    number does. Outputs and arena agree with the planner either way."""
     rng = np.random.default_rng(9)
-    w1 = rng.integers(-127, 128, (32, 1, 1, 4)).astype(np.int8)
-    dead = rng.permutation(32)[:17]
-    w1[dead] = 0
-    b1 = rng.integers(-500, 500, 32).astype(np.int32)
-    b1[dead] = 0  # outputs the zero point through RELU: removable before a padded conv
-    w2 = rng.integers(-127, 128, (8, 3, 3, 32)).astype(np.int8)
+    w1 = rng.integers(-127, 128, (channels, 1, 1, 4)).astype(np.int8)
+    dead_ones = rng.permutation(channels)[:dead]
+    w1[dead_ones] = 0
+    b1 = rng.integers(-500, 500, channels).astype(np.int32)
+    b1[dead_ones] = 0  # outputs the zero point through RELU: removable before a padded conv
+    w2 = rng.integers(-127, 128, (8, 3, 3, channels)).astype(np.int8)
     w2[rng.random((8, 3, 3)) < 0.6] = 0  # sparse enough for FWCS under "auto"
     tensors = {
         "x": quantized_tensor("x", (1, 6, 6, 4), 0.05, -3),
-        "w1": quantized_tensor("w1", w1.shape, np.full(32, 0.01), 0, w1),
-        "b1": quantized_tensor("b1", (32,), np.full(32, 0.0005), 0, b1, np.int32),
-        "y1": quantized_tensor("y1", (1, 6, 6, 32), 0.2, -128),
+        "w1": quantized_tensor("w1", w1.shape, np.full(channels, 0.01), 0, w1),
+        "b1": quantized_tensor("b1", (channels,), np.full(channels, 0.0005), 0, b1, np.int32),
+        "y1": quantized_tensor("y1", (1, 6, 6, channels), 0.2, -128),
         "w2": quantized_tensor("w2", w2.shape, np.full(8, 0.01), 0, w2),
         "b2": quantized_tensor("b2", (8,), np.full(8, 0.002), 0, np.zeros(8, np.int32), np.int32),
         "y2": quantized_tensor("y2", (1, 6, 6, 8), 0.3, 2),

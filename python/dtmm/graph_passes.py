@@ -84,13 +84,14 @@ def remove_dead_filters(model: Model, sparse: str | Mapping[str, str] = "auto") 
     """Physically remove CONV_2D output channels whose weights are all zero,
     with the matching input channels of their consumers, where that is exact.
 
-    ``sparse`` is the compile mode (:func:`dtmm.compile`). A consumer stored
-    in FWCS whose C_in is a multiple of 16 keeps it so: only whole groups of
-    16 dead channels are removed there. Its filterlets stay whole vectors for
-    Helium's fast loop, at one byte per kept filterlet for each dead channel
-    left in (15 channels instead of 16 took the 32x32 layer of ResNet-8 at
-    50% from 372k to 606k instructions on the M55). Dense consumers lose
-    every dead channel: the bytes are what dense storage is chosen for.
+    ``sparse`` is the compile mode (:func:`dtmm.compile`). Before a consumer
+    stored in FWCS, as many dead channels are removed as leave C_in a
+    multiple of 16 (when some number does): its filterlets are then whole
+    vectors for Helium's fast loop, at one byte per kept filterlet for each
+    dead channel left in (15 channels instead of 16 took the 32x32 layer of
+    ResNet-8 at 50% from 372k to 606k instructions on the M55). Dense
+    consumers lose every dead channel: the bytes are what dense storage is
+    chosen for.
 
     A dead channel outputs a constant c. A consuming CONV_2D can drop that
     input channel exactly when c equals its input zero point (the channel
@@ -152,8 +153,8 @@ def remove_dead_filters(model: Model, sparse: str | Mapping[str, str] = "auto") 
                 removable.append((c, value))
         if not removable:
             continue
-        if any(_vector_aligned_fwcs(model, cons, sparse) for cons in _convs_fed(model, consumers)):
-            removable = removable[: len(removable) // VECTOR * VECTOR]
+        if any(_stored_fwcs(model, cons, sparse) for cons in _convs_fed(model, consumers)):
+            removable = removable[: _aligned_removal(w.shape[0], len(removable))]
             if not removable:
                 continue
         if out is None:
@@ -170,12 +171,20 @@ def _convs_fed(model: Model, consumers: list[Op]) -> list[Op]:
     return convs
 
 
-def _vector_aligned_fwcs(model: Model, conv: Op, sparse: str | Mapping[str, str]) -> bool:
-    """Whether ``conv`` will be stored in FWCS with C_in a multiple of 16."""
+def _stored_fwcs(model: Model, conv: Op, sparse: str | Mapping[str, str]) -> bool:
+    """Whether ``conv`` will be stored in FWCS."""
     w = model.tensors[conv.inputs[1]]
-    if w.shape[3] % VECTOR:
-        return False
     return choose_conv(w.data, op_mode(sparse, conv.name, conv.options)).kind == "fwcs"
+
+
+def _aligned_removal(channels: int, dead: int) -> int:
+    """How many of ``dead`` channels to remove before an FWCS consumer: the
+    most that leave a multiple of 16 (from 20 channels with 6 dead, 4),
+    or all of them when none does."""
+    first = channels % VECTOR
+    if first > dead or channels - first < VECTOR:
+        return dead
+    return first + (dead - first) // VECTOR * VECTOR
 
 
 def _pads_with(model: Model, pad: Op, zp: int) -> bool:
