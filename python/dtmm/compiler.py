@@ -18,7 +18,7 @@ from .graph_passes import as_compiled
 from .ir import Model, Op, Tensor
 from .memory import plan_compiled
 from .sparse_formats import block_encode, csr_encode, fwcs_encode
-from .sparsity_choice import check_sparse, choose_conv, choose_fc, op_mode
+from .sparsity_choice import choose_conv, choose_fc, op_mode
 
 _ABSENT = 0xFFFFFFFF
 _DTYPE_CODES = {
@@ -55,14 +55,13 @@ def compile(  # noqa: A001 - the public name
     requantization tables) and the names of constant tensors (ops and
     activations are always named). Off by default, it costs no flash.
     """
-    check_sparse(sparse, {op.name for op in model.ops})
     if fc_block < 1:
         raise ValueError(f"fc_block must be >= 1, got {fc_block}")
     if model.rounding not in ROUNDINGS:
         raise ValueError(
             f"model.rounding must be one of {', '.join(ROUNDINGS)}, got {model.rounding!r}"
         )
-    model = as_compiled(model, sparse)
+    model = as_compiled(model, sparse)  # checks sparse against the model's ops
     plan = plan_compiled(model)
     builder = _core.BlobBuilder(debug_info, model.rounding == "onnx")
     index: dict[str, int] = {}

@@ -179,9 +179,9 @@ def distill(
         with torch.no_grad():
             want = teacher.activations(x)
         got = student.activations(x)
-        p = log_probabilities(want[teacher.output_name], softmax_output).exp()
+        log_p = log_probabilities(want[teacher.output_name], softmax_output)
         log_q = log_probabilities(got[student.output_name], softmax_output)
-        loss = (p * (torch.log(p.clamp_min(1e-8)) - log_q)).sum(1).mean()
+        loss = (log_p.exp() * (log_p - log_q)).sum(1).mean()
         for f in features:
             loss = loss + ((got[f] - want[f]) ** 2).mean() / (want[f] ** 2).mean().clamp_min(1e-12)
         opt.zero_grad()

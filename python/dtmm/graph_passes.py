@@ -211,15 +211,10 @@ def _drop_channels(model: Model, op_name: str, removable: list[tuple[int, int]])
     keep = np.ones(w.shape[0], dtype=bool)
     keep[[c for c, _ in removable]] = False
     y_name = op.outputs[0]
-    consumers = []
-    for cons in model.consumers(y_name):
-        if cons.type == "PAD":  # its output narrows too; its convolutions lose the channels
-            padded = model.tensors[cons.outputs[0]]
-            padded.shape = padded.shape[:-1] + (int(keep.sum()),)
-            consumers += model.consumers(cons.outputs[0])
-        else:
-            consumers.append(cons)
-    for cons in consumers:
+    for pad in [c for c in model.consumers(y_name) if c.type == "PAD"]:
+        padded = model.tensors[pad.outputs[0]]  # narrows too; its convolutions lose the channels
+        padded.shape = padded.shape[:-1] + (int(keep.sum()),)
+    for cons in _convs_fed(model, model.consumers(y_name)):
         cw = model.tensors[cons.inputs[1]]
         zp = int(model.tensors[y_name].zero_point[0])
         if len(cons.inputs) < 3 or cons.inputs[2] is None:

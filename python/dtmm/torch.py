@@ -222,21 +222,27 @@ class Pruner:
     def export_onnx(self, path: str, example_input: torch.Tensor, **kwargs: Any) -> None:
         """Apply the masks and export the model (eval mode) to ONNX for dtmm.load."""
         self.apply_masks()
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            torch.onnx.export(
-                self.model,
-                (example_input,),
-                path,
-                dynamo=False,
-                opset_version=kwargs.pop("opset_version", 17),
-                input_names=["input"],
-                output_names=["output"],
-                **kwargs,
-            )
-        finally:
-            self.model.train(was_training)
+        kwargs.setdefault("input_names", ["input"])
+        kwargs.setdefault("output_names", ["output"])
+        export_onnx(self.model, path, example_input, **kwargs)
+
+
+def export_onnx(module: nn.Module, path: str, example_input: torch.Tensor, **kwargs: Any) -> None:
+    """Export ``module`` in eval mode (restoring its mode after) with the
+    TorchScript exporter at opset 17 unless ``kwargs`` say otherwise."""
+    was_training = module.training
+    module.eval()
+    try:
+        torch.onnx.export(
+            module,
+            (example_input,),
+            path,
+            dynamo=False,
+            opset_version=kwargs.pop("opset_version", 17),
+            **kwargs,
+        )
+    finally:
+        module.train(was_training)
 
 
 def layer_mask_blocks(layer: _Layer, block: int) -> torch.Tensor:
@@ -337,19 +343,7 @@ class OnnxModule(nn.Module):
     def export_onnx(self, path: str, example_input: torch.Tensor, **kwargs: Any) -> None:
         """Export the module (eval mode) to ONNX, for :func:`dtmm.load` with
         calibration data."""
-        was_training = self.training
-        self.eval()
-        try:
-            torch.onnx.export(
-                self,
-                (example_input,),
-                path,
-                dynamo=False,
-                opset_version=kwargs.pop("opset_version", 17),
-                **kwargs,
-            )
-        finally:
-            self.train(was_training)
+        export_onnx(self, path, example_input, **kwargs)
 
     def activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every tensor of the graph for input ``x``, by its ONNX name (for
