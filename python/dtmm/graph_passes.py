@@ -82,7 +82,7 @@ def dead_filter_value(model: Model, op: Op, channel: int) -> int:
 
 def remove_dead_filters(model: Model, sparse: str | Mapping[str, str] = "auto") -> Model:
     """Physically remove CONV_2D output channels whose weights are all zero,
-    with the matching input channels of their consumers, where that is exact.
+    with the matching channels of what they feed, where that is exact.
 
     ``sparse`` is the compile mode (:func:`dtmm.compile`). Before a consumer
     stored in FWCS, as many dead channels are removed as leave C_in a
@@ -99,10 +99,13 @@ def remove_dead_filters(model: Model, sparse: str | Mapping[str, str] = "auto") 
     input (VALID padding or 1x1), so c contributes the same amount, folded
     into the bias, at every pixel. A PAD that fills with the zero point in
     between (ONNX's symmetric padding) is crossed when c is the zero point.
-    It is not exact (and not done) when the
-    channel feeds anything else (ADD, concatenation, pooling, depthwise, a
-    model output) or a padded k > 1 conv with c != zero point, because border
-    windows see the padding instead of c.
+    So is a depthwise conv (depth multiplier 1), whose padding is the zero
+    point too: its channel then outputs its own constant (its bias
+    requantized), and goes as well when that constant can go from all its
+    consumers (MobileNet's conv -> depthwise -> 1x1 conv chains). It is not
+    exact (and not done) when the channel feeds anything else (ADD,
+    concatenation, pooling, a model output) or a padded k > 1 conv with
+    c != zero point, because border windows see the padding instead of c.
     """
     out = None
     for op in model.ops:
@@ -116,58 +119,76 @@ def remove_dead_filters(model: Model, sparse: str | Mapping[str, str] = "auto") 
         if not dead or len(dead) == w.shape[0]:
             continue
         y_name = op.outputs[0]
-        consumers = model.consumers(y_name)
-        if y_name in model.outputs or not consumers:
-            continue
-        removable = []
-        for c in dead:
-            value = dead_filter_value(model, op, c)
-            ok = True
-            for cons in consumers:
-                if cons.type == "PAD":
-                    # padding with the zero point, then convolutions: exact when the
-                    # channel is the zero point too (nothing left to contribute)
-                    zp = int(model.tensors[y_name].zero_point[0])
-                    if value != zp or not _pads_with(model, cons, zp):
-                        ok = False
-                        break
-                    continue
-                cw = model.tensors[cons.inputs[1]] if cons.type == "CONV_2D" else None
-                if (
-                    cons.type != "CONV_2D"
-                    or cons.inputs[0] != y_name
-                    or cw is None
-                    or cw.data is None
-                ):
-                    ok = False
-                    break
-                cx = model.tensors[cons.inputs[0]]
-                if cw.shape[3] != cx.shape[3]:
-                    ok = False
-                    break
-                full_windows = cons.options.get("padding") == "VALID" or cw.shape[1:3] == (1, 1)
-                if value != int(cx.zero_point[0]) and not full_windows:
-                    ok = False
-                    break
-            if ok:
-                removable.append((c, value))
+        removable = [
+            c for c in dead if _removable(model, y_name, c, dead_filter_value(model, op, c))
+        ]
         if not removable:
             continue
-        if any(_stored_fwcs(model, cons, sparse) for cons in _convs_fed(model, consumers)):
+        if any(_stored_fwcs(model, conv, sparse) for conv in _convs_fed(model, y_name)):
             removable = removable[: _aligned_removal(w.shape[0], len(removable))]
             if not removable:
                 continue
         if out is None:
             out = model.copy()
-        out = _drop_channels(out, op.name, removable)
+        out = _drop_channels(out, op, removable)
     return out if out is not None else model
 
 
-def _convs_fed(model: Model, consumers: list[Op]) -> list[Op]:
-    """The convolutions among ``consumers``, through a PAD in between."""
-    convs = []
+def _removable(model: Model, tensor: str, channel: int, value: int) -> bool:
+    """Whether ``channel`` of ``tensor``, constant at ``value``, can be removed
+    from everything that reads it (see :func:`remove_dead_filters`)."""
+    consumers = model.consumers(tensor)
+    if tensor in model.outputs or not consumers:
+        return False
+    zp = int(model.tensors[tensor].zero_point[0])
     for cons in consumers:
-        convs += model.consumers(cons.outputs[0]) if cons.type == "PAD" else [cons]
+        if cons.type == "PAD":
+            # padding with the zero point, then convolutions: exact when the
+            # channel is the zero point too (nothing left to contribute)
+            if value != zp or not _pads_with(model, cons, zp):
+                return False
+        elif cons.type == "DEPTHWISE_CONV_2D":
+            if value != zp or not _channelwise(model, cons):
+                return False
+            out = cons.outputs[0]
+            if not _removable(model, out, channel, dead_filter_value(model, cons, channel)):
+                return False
+        elif cons.type == "CONV_2D":
+            cw = model.tensors[cons.inputs[1]]
+            cx = model.tensors[cons.inputs[0]]
+            if cw.data is None or cw.shape[3] != cx.shape[3] or not _has_bias(cons):
+                return False
+            full_windows = cons.options.get("padding") == "VALID" or cw.shape[1:3] == (1, 1)
+            if value != zp and not full_windows:
+                return False
+        else:
+            return False
+    return True
+
+
+def _channelwise(model: Model, dw: Op) -> bool:
+    """A depthwise conv whose output channel c reads input channel c alone,
+    with constant weights and a bias."""
+    return (
+        dw.options.get("depth_multiplier", 1) == 1
+        and model.tensors[dw.inputs[1]].data is not None
+        and _has_bias(dw)
+    )
+
+
+def _has_bias(op: Op) -> bool:
+    return len(op.inputs) > 2 and op.inputs[2] is not None
+
+
+def _convs_fed(model: Model, tensor: str) -> list[Op]:
+    """The convolutions that read ``tensor``'s channels, through a PAD or a
+    depthwise conv in between."""
+    convs = []
+    for cons in model.consumers(tensor):
+        if cons.type in ("PAD", "DEPTHWISE_CONV_2D"):
+            convs += _convs_fed(model, cons.outputs[0])
+        elif cons.type == "CONV_2D":
+            convs.append(cons)
     return convs
 
 
@@ -205,37 +226,51 @@ def _pads_with(model: Model, pad: Op, zp: int) -> bool:
     )
 
 
-def _drop_channels(model: Model, op_name: str, removable: list[tuple[int, int]]) -> Model:
-    op = next(o for o in model.ops if o.name == op_name)
+def _drop_channels(model: Model, op: Op, channels: list[int]) -> Model:
+    """Remove output ``channels`` of ``op`` (a CONV_2D or a depthwise conv of
+    ``model``, checked by :func:`_removable`) and their readers' channels."""
+    op = next(o for o in model.ops if o.name == op.name)
+    values = {c: dead_filter_value(model, op, c) for c in channels}
     w = model.tensors[op.inputs[1]]
-    keep = np.ones(w.shape[0], dtype=bool)
-    keep[[c for c, _ in removable]] = False
+    axis = 3 if op.type == "DEPTHWISE_CONV_2D" else 0
+    keep = np.ones(w.shape[axis], dtype=bool)
+    keep[channels] = False
     y_name = op.outputs[0]
-    for pad in [c for c in model.consumers(y_name) if c.type == "PAD"]:
-        padded = model.tensors[pad.outputs[0]]  # narrows too; its convolutions lose the channels
-        padded.shape = padded.shape[:-1] + (int(keep.sum()),)
-    for cons in _convs_fed(model, model.consumers(y_name)):
-        cw = model.tensors[cons.inputs[1]]
-        zp = int(model.tensors[y_name].zero_point[0])
-        if len(cons.inputs) < 3 or cons.inputs[2] is None:
-            raise AssertionError("consumers checked by remove_dead_filters carry a bias")
-        cb = model.tensors[cons.inputs[2]]
-        delta = np.zeros(cw.shape[0], np.int64)
-        for c, value in removable:
-            if value != zp:  # full windows: the constant meets every tap of the channel
-                delta += (value - zp) * cw.data[:, :, :, c].astype(np.int64).sum(axis=(1, 2))
-        cb.data = (cb.data.astype(np.int64) + delta).astype(np.int32)
-        cw.data = np.ascontiguousarray(cw.data[:, :, :, keep])
-        cw.shape = cw.data.shape
+    zp = int(model.tensors[y_name].zero_point[0])
+    for cons in model.consumers(y_name):
+        if cons.type == "PAD":  # narrows too; its convolutions lose the channels
+            padded = model.tensors[cons.outputs[0]]
+            padded.shape = padded.shape[:-1] + (int(keep.sum()),)
+            for conv in model.consumers(cons.outputs[0]):
+                _drop_inputs(model, conv, keep, {})
+        elif cons.type == "DEPTHWISE_CONV_2D":
+            model = _drop_channels(model, cons, channels)
+        else:
+            _drop_inputs(model, cons, keep, {c: v - zp for c, v in values.items() if v != zp})
     for name in [n for n in (op.inputs[1], op.inputs[2] if len(op.inputs) > 2 else None) if n]:
         t = model.tensors[name]
-        t.data = np.ascontiguousarray(t.data[keep])
+        t.data = np.ascontiguousarray(
+            np.compress(keep, t.data, axis=axis if t.data.ndim > 1 else 0)
+        )
         t.shape = t.data.shape
         if len(t.scale) > 1:
             t.scale, t.zero_point = t.scale[keep], t.zero_point[keep]
     y = model.tensors[y_name]
     y.shape = y.shape[:-1] + (int(keep.sum()),)
     return model
+
+
+def _drop_inputs(model: Model, conv: Op, keep: np.ndarray, offsets: dict[int, int]) -> None:
+    """Remove the input channels of ``conv`` not in ``keep``; a removed channel
+    that sat ``offsets[c]`` above the zero point at every pixel (full windows)
+    leaves its contribution in the bias."""
+    cw, cb = model.tensors[conv.inputs[1]], model.tensors[conv.inputs[2]]
+    delta = np.zeros(cw.shape[0], np.int64)
+    for c, offset in offsets.items():
+        delta += offset * cw.data[:, :, :, c].astype(np.int64).sum(axis=(1, 2))
+    cb.data = (cb.data.astype(np.int64) + delta).astype(np.int32)
+    cw.data = np.ascontiguousarray(cw.data[:, :, :, keep])
+    cw.shape = cw.data.shape
 
 
 def as_compiled(model: Model, sparse: str | Mapping[str, str] = "auto") -> Model:
