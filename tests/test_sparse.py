@@ -317,31 +317,41 @@ def test_dead_filters_are_removed_through_a_zero_point_pad():
     np.testing.assert_array_equal(dtmm.Runtime(dtmm.compile(model)).run(x), expected)
 
 
-@pytest.mark.parametrize("bias", [0, 300])
-def test_dead_filters_are_removed_through_a_depthwise_conv(bias):
+@pytest.mark.parametrize(
+    ("channels", "n_dead", "bias", "left"),
+    [
+        (6, 3, 0, 3),  # no multiple of 8 is in reach: every dead channel goes
+        (6, 3, 300, 6),
+        (16, 3, 0, 16),  # 13 would send the depthwise conv to its slow loop
+        (16, 9, 0, 8),
+    ],
+)
+def test_dead_filters_are_removed_through_a_depthwise_conv(channels, n_dead, bias, left):
     """conv -> padded depthwise -> 1x1 conv (MobileNet): a dead filter that
     outputs the zero point takes its depthwise channel (whose padding is the
     zero point too, so it outputs its bias, a constant) and the 1x1 conv's
-    input channel with it. With a bias the filter's constant differs from the
-    padding and nothing may go."""
+    input channel with it, as far as that leaves the depth a multiple of 8.
+    With a bias the filter's constant differs from the padding and nothing
+    may go."""
     rng = np.random.default_rng(7)
-    dead = [0, 3, 4]
-    w1 = rng.integers(-127, 128, (6, 3, 3, 2)).astype(np.int8)
+    dead = np.sort(rng.choice(channels, n_dead, replace=False))
+    w1 = rng.integers(-127, 128, (channels, 3, 3, 2)).astype(np.int8)
     w1[dead] = 0
-    b1 = rng.integers(-500, 500, 6).astype(np.int32)
+    b1 = rng.integers(-500, 500, channels).astype(np.int32)
     b1[dead] = bias
-    wd = rng.integers(-127, 128, (1, 3, 3, 6)).astype(np.int8)
-    bd = rng.integers(-2000, 2000, 6).astype(np.int32)
-    w2 = rng.integers(-127, 128, (4, 1, 1, 6)).astype(np.int8)
+    wd = rng.integers(-127, 128, (1, 3, 3, channels)).astype(np.int8)
+    bd = rng.integers(-2000, 2000, channels).astype(np.int32)
+    w2 = rng.integers(-127, 128, (4, 1, 1, channels)).astype(np.int8)
     b2 = rng.integers(-500, 500, 4).astype(np.int32)
+    c = channels
     tensors = {
         "x": quantized_tensor("x", (1, 7, 7, 2), 0.05, -3),
-        "w1": quantized_tensor("w1", w1.shape, np.full(6, 0.01), 0, w1),
-        "b1": quantized_tensor("b1", (6,), np.full(6, 0.0005), 0, b1, np.int32),
-        "y1": quantized_tensor("y1", (1, 7, 7, 6), 0.2, -128),
-        "wd": quantized_tensor("wd", wd.shape, np.linspace(0.005, 0.02, 6), 0, wd),
-        "bd": quantized_tensor("bd", (6,), np.full(6, 0.001), 0, bd, np.int32),
-        "yd": quantized_tensor("yd", (1, 4, 4, 6), 0.1, -128),
+        "w1": quantized_tensor("w1", w1.shape, np.full(c, 0.01), 0, w1),
+        "b1": quantized_tensor("b1", (c,), np.full(c, 0.0005), 0, b1, np.int32),
+        "y1": quantized_tensor("y1", (1, 7, 7, c), 0.2, -128),
+        "wd": quantized_tensor("wd", wd.shape, np.linspace(0.005, 0.02, c), 0, wd),
+        "bd": quantized_tensor("bd", (c,), np.full(c, 0.001), 0, bd, np.int32),
+        "yd": quantized_tensor("yd", (1, 4, 4, c), 0.1, -128),
         "w2": quantized_tensor("w2", w2.shape, np.full(4, 0.01), 0, w2),
         "b2": quantized_tensor("b2", (4,), np.full(4, 0.001), 0, b2, np.int32),
         "y2": quantized_tensor("y2", (1, 4, 4, 4), 0.3, 2),
@@ -360,7 +370,6 @@ def test_dead_filters_are_removed_through_a_depthwise_conv(bias):
     ]
     model = dtmm.Model(tensors, ops, ["x"], ["y2"])
     slim = remove_dead_filters(model, sparse="never")
-    left = 6 - (len(dead) if bias == 0 else 0)
     assert slim.tensors["w1"].shape[0] == slim.tensors["y1"].shape[-1] == left
     assert slim.tensors["wd"].shape[-1] == slim.tensors["yd"].shape[-1] == left
     assert len(slim.tensors["wd"].scale) == len(slim.tensors["bd"].data) == left
