@@ -151,6 +151,8 @@ def _removable(model: Model, tensor: str, channel: int, value: int) -> bool:
         return False
     zp = int(model.tensors[tensor].zero_point[0])
     for cons in consumers:
+        if cons.inputs[0] != tensor:  # a weight or bias operand, not the data
+            return False
         if cons.type == "PAD":
             # padding with the zero point, then convolutions: exact when the
             # channel is the zero point too (nothing left to contribute)
