@@ -279,6 +279,17 @@ def test_inspect_accounts_for_every_weight():
     assert "FWCS" in str(sparse)
 
 
+def _assert_outputs_unchanged(model: dtmm.Model, x: np.ndarray, sparse: str = "auto"):
+    """``model`` compiled under ``sparse`` gives the outputs of the same model
+    with "y1" (the dead filters' tensor) also an output, which keeps every
+    channel: the unrewritten computation. Returns the model's Runtime."""
+    keep_all = dtmm.Model(model.tensors, model.ops, model.inputs, [*model.outputs, "y1"])
+    expected = dtmm.Runtime(dtmm.compile(keep_all, sparse="never")).run(x)[0]
+    runtime = dtmm.Runtime(dtmm.compile(model, sparse=sparse))
+    np.testing.assert_array_equal(runtime.run(x), expected)
+    return runtime
+
+
 def test_dead_filters_are_removed_through_a_zero_point_pad():
     """conv -> PAD (ONNX-style explicit padding) -> VALID conv: filters that
     output the zero point vanish from all three, with identical outputs."""
@@ -310,11 +321,7 @@ def test_dead_filters_are_removed_through_a_zero_point_pad():
     slim = remove_dead_filters(model)
     assert slim.tensors["y1"].shape[-1] == 5 and slim.tensors["p"].shape[-1] == 5
     assert slim.tensors["w2"].shape == (5, 3, 3, 5)
-    x = rng.integers(-128, 128, (6, 9, 9, 3)).astype(np.int8)
-    # with y1 also an output nothing can be removed: the reference computation
-    keep_all = dtmm.Model(model.tensors, model.ops, ["x"], ["y2", "y1"])
-    expected = dtmm.Runtime(dtmm.compile(keep_all)).run(x)[0]
-    np.testing.assert_array_equal(dtmm.Runtime(dtmm.compile(model)).run(x), expected)
+    _assert_outputs_unchanged(model, rng.integers(-128, 128, (6, 9, 9, 3)).astype(np.int8))
 
 
 @pytest.mark.parametrize(
@@ -374,10 +381,7 @@ def test_dead_filters_are_removed_through_a_depthwise_conv(channels, n_dead, bia
     assert slim.tensors["wd"].shape[-1] == slim.tensors["yd"].shape[-1] == left
     assert len(slim.tensors["wd"].scale) == len(slim.tensors["bd"].data) == left
     assert slim.tensors["w2"].shape == (4, 1, 1, left)
-    x = rng.integers(-128, 128, (6, 7, 7, 2)).astype(np.int8)
-    keep_all = dtmm.Model(model.tensors, model.ops, ["x"], ["y2", "y1"])
-    expected = dtmm.Runtime(dtmm.compile(keep_all)).run(x)[0]
-    np.testing.assert_array_equal(dtmm.Runtime(dtmm.compile(model)).run(x), expected)
+    _assert_outputs_unchanged(model, rng.integers(-128, 128, (6, 7, 7, 2)).astype(np.int8))
 
 
 @pytest.mark.parametrize(
@@ -422,8 +426,5 @@ def test_dead_channels_leave_fwcs_consumers_whole_vectors(channels, dead, mode, 
     assert slim.tensors["w2"].shape == (8, 3, 3, c_in)
     assert slim.tensors["y1"].shape[-1] == c_in
     x = rng.integers(-128, 128, (5, 6, 6, 4)).astype(np.int8)
-    keep_all = dtmm.Model(model.tensors, model.ops, ["x"], ["y2", "y1"])
-    expected = dtmm.Runtime(dtmm.compile(keep_all, sparse="never")).run(x)[0]
-    runtime = dtmm.Runtime(dtmm.compile(model, sparse=mode))
-    np.testing.assert_array_equal(runtime.run(x), expected)
+    runtime = _assert_outputs_unchanged(model, x, mode)
     assert runtime.arena_size == dtmm.plan_memory(model, mode).arena_size
