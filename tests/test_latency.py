@@ -15,17 +15,24 @@ needs_device = pytest.mark.skipif(
 )
 
 
-def test_fit_recovers_a_known_linear_cost():
+@pytest.mark.parametrize("key,c_in", [("CONV_2D", (2, 40)), ("CONV_2D/rows", (1, 5))])
+def test_fit_recovers_a_known_linear_cost(key, c_in):
+    """Layers on the pixel-group loop (C_in off a multiple of 16) and on the
+    row loop (C_in = 16 k) each get their own exact fit."""
     rng = np.random.default_rng(0)
-    truth = np.array([500.0, 30.0, 2.0, 1.5, 4.0])  # CONV_2D features
+    truth = np.array([500.0, 30.0, 2.0, 1.5, 4.0])
     samples = []
-    for _ in range(40):
-        hw, ci, co = (int(v) for v in rng.integers(2, 40, 3))
+    while len(samples) < 40:
+        hw, co = (int(v) for v in rng.integers(2, 40, 2))
+        ci = int(rng.integers(*c_in)) * (16 if key.endswith("/rows") else 1)
         shape = latency.LayerShape("CONV_2D", hw * hw * ci, hw, hw, ci, co, 3, 3)
+        if shape.key != key:
+            continue
         feats = shape.features()
         samples.append((shape, float(truth @ feats[: len(truth)] + 0.5 * feats[5])))
     fitted = latency.fit(samples)
-    assert fitted.fit_error["CONV_2D"]["held_out_max_rel"] < 1e-6
+    assert set(fitted.coefficients) == {key}
+    assert fitted.fit_error[key]["held_out_max_rel"] < 1e-6
     for shape, instr in samples[:5]:
         assert fitted.predict_layer(shape) == pytest.approx(instr, rel=1e-6)
 

@@ -4,7 +4,11 @@ A linear model per kernel, fitted to instruction counts measured under QEMU
 (``dtmm.device``) over a grid of random single-op layers: shapes, strides and
 densities (dense, FWCS at several kept fractions, block-sparse FC). The
 features are what the kernels loop over: output pixels, outputs, 16-byte
-vector dot products, kept filterlets, window bytes. ``tools/fit_latency.py``
+vector dot products, kept filterlets, window bytes. Convolutions the device
+runs by row segments (C_in a multiple of 16: ``conv_stream_helium.h``) have
+their own model per kind (``CONV_2D/rows`` ...), over that loop's counts:
+pixel slots times weight blocks, passes of up to four blocks, segments and
+the bytes of the strips it copies. ``tools/fit_latency.py``
 measures the grid and writes ``data/latency_qemu-m55.json`` (coefficients and
 the held-out fit error); :func:`predict` applies it to a model the way
 :func:`dtmm.compile` would lower it. The unit is instructions, not cycles.
@@ -46,18 +50,43 @@ FEATURES: dict[str, tuple[str, ...]] = {
         "row_dots",
         "patch_bytes",
     ),
-    "CONV_2D_1x1": ("one", "pixels", "outputs", "tail_outputs", "vector_dots", "patch_bytes"),
+    # (left on the pixel-group loop: C_in off a multiple of 16, mostly small)
+    "CONV_2D_1x1": ("one", "pixels", "outputs", "vector_dots"),
     "CONV_2D_FWCS": _FWCS_FEATURES + ("live_outputs", "mask_bits", "kept_runs"),
-    "CONV_2D_FWCS_1x1": _FWCS_FEATURES,
+    "CONV_2D_FWCS_1x1": ("one", "pixels", "kept_vector_dots", "kept_taps", "constant_pixels"),
     "DEPTHWISE_CONV_2D": ("one", "pixels", "outputs", "macs"),
     "AVERAGE_POOL_2D": ("one", "outputs", "macs"),
     "MAX_POOL_2D": ("one", "outputs", "macs"),
     "FULLY_CONNECTED": ("one", "outputs", "vector_dots"),
     "FULLY_CONNECTED_BLOCK": ("one", "outputs", "kept_taps", "mask_bits"),
 }
+# The row-segment loop (conv_stream_helium.h): per pixel slot and kept
+# block, a load and a dot product; per four slots and pass, the sums' load
+# and store; per slot and filter, the requantization; per segment and filter
+# (and pass) the set-up; the strip copy.
+_ROWS_FEATURES = (
+    "one",
+    "slot_blocks",
+    "slot_passes",
+    "slot_live",
+    "segment_live",
+    "segment_passes",
+    "strip_entries",
+)
+FEATURES.update(
+    {
+        "CONV_2D/rows": _ROWS_FEATURES,
+        "CONV_2D_1x1/rows": _ROWS_FEATURES,
+        "CONV_2D_FWCS/rows": _ROWS_FEATURES + ("segment_blocks", "constant_pixels", "mask_bits"),
+        "CONV_2D_FWCS_1x1/rows": _ROWS_FEATURES + ("constant_pixels",),
+    }
+)
 ELEMENTWISE_FEATURES = ("one", "elements", "in_elements")
 # Filters per device convolution call (kRunConvChunk in conv_runs.h).
 FILTER_CHUNK = 64
+# The row loop's strip and segment limits (kStripBytes, kStreamGroups).
+_STRIP_BYTES = 4096
+_STREAM_GROUPS = 64
 DEFAULT_TARGET = "qemu-m55"
 
 
@@ -81,6 +110,76 @@ class LayerShape:
     runs: int | None = None  # stretches of consecutive kept taps, over all
     # filters (None: expected for kept filterlets spread at random)
     left_shift: bool = False  # some channel's requantization scale is >= 0.5
+    passes: int | None = None  # the row loop's passes: sum over filters of
+    # ceil(kept 16-byte blocks / 4) (None: from the mean kept per live filter)
+
+    @property
+    def stride(self) -> int:
+        return max(
+            1, round(np.sqrt(self.in_elements / max(self.out_h * self.out_w * self.c_in, 1)))
+        )
+
+    @property
+    def key(self) -> str:
+        """The kernel the device runs: ``kind``, or ``kind + "/rows"`` for
+        the row-segment loop."""
+        return self.kind + "/rows" if self._strip() else self.kind
+
+    def _strip(self) -> tuple[int, int, int, int, int, bool] | None:
+        """(planes, pitch, reach, groups, rows, flat) of the device's row loop
+        (strip_shape in conv_stream_helium.h), None where it does not run."""
+        if self.kind not in ("CONV_2D", "CONV_2D_1x1", "CONV_2D_FWCS", "CONV_2D_FWCS_1x1"):
+            return None
+        if self.c_in % 16 or self.left_shift:
+            return None
+        s, kh, kw, ow = self.stride, self.kh, self.kw, self.out_w
+        flat = kh == 1 and kw == 1
+        planes, pitch, reach = min(s, kw) * (self.c_in // 16), min(s, kh), (kw - 1) // s
+
+        def fits(groups: int, rows: int) -> bool:
+            entries = ow if flat and rows > 1 else 4 * groups + reach
+            return planes * ((rows - 1) * pitch + kh) * entries * 16 <= _STRIP_BYTES
+
+        row_groups = -(-ow // 4)
+        groups = max(0, min((_STRIP_BYTES // 16 // planes // kh - reach) >> 2, row_groups, 64))
+        if groups == 0:
+            return None
+        rows = 1
+        if groups == row_groups and (ow % 4 == 0 or flat):
+            while rows < self.out_h and (rows + 1) * groups <= 64 and fits(groups, rows + 1):
+                rows += 1
+        return planes, pitch, reach, groups, rows, flat
+
+    def _rows_values(self, live: float) -> dict[str, float]:
+        planes, pitch, reach, groups, rows, flat = self._strip()
+        vec = self.c_in // 16
+        chunks = -(-self.c_out // FILTER_CHUNK)
+        if self.kind.startswith("CONV_2D_FWCS"):
+            blocks = self.kept * vec
+            passes = self.passes
+            if passes is None:  # the mean live filter's
+                passes = live * np.ceil(blocks / max(live, 1) / 4)
+        else:  # a dense filter runs over all its blocks, zero or not
+            blocks = self.c_out * self.kh * self.kw * vec
+            passes = self.c_out * -(-(self.kh * self.kw * vec) // 4)
+        slots = segments = strip = 0
+        for y in range(0, self.out_h, rows):
+            r = min(rows, self.out_h - y)
+            for x in range(0, self.out_w, 4 * groups):
+                n = min(self.out_w - x, 4 * groups)
+                slots += 4 * -(-(r * n) // 4) if flat else r * 4 * -(-n // 4)
+                segments += 1
+                entries = self.out_w if flat and rows > 1 else 4 * groups + reach
+                strip += planes * ((rows - 1) * pitch + self.kh) * entries
+        return {
+            "slot_blocks": slots * blocks,
+            "slot_passes": slots / 4 * passes,
+            "slot_live": slots * live,
+            "segment_live": segments * live,
+            "segment_passes": segments * passes,
+            "strip_entries": strip * chunks,
+            "segment_blocks": segments * blocks,
+        }
 
     def features(self) -> np.ndarray:
         pixels = self.out_h * self.out_w
@@ -124,8 +223,15 @@ class LayerShape:
             "mask_bits": outputs * taps
             if self.kh * self.kw > 1
             else self.c_out * -(-self.c_in // self.block),
+            # filters without kept filterlets: their constant outputs, per pixel
+            "constant_pixels": pixels * -(-self.c_out // FILTER_CHUNK) * (live < self.c_out),
         }
-        names = FEATURES.get(self.kind, ELEMENTWISE_FEATURES)
+        key = self.key
+        if key.endswith("/rows"):
+            if not self.kind.startswith("CONV_2D_FWCS"):  # dense: every tap of every filter
+                live = self.c_out
+            values.update(self._rows_values(live))
+        names = FEATURES.get(key, ELEMENTWISE_FEATURES)
         return np.array([values[n] for n in names], np.float64)
 
 
@@ -160,6 +266,8 @@ def layer_shape(
         # from m >= 0.5 (and for m == 0)
         m = float(x.scale[0]) * w.scale.astype(np.float64) / float(y.scale[0])
         runs = int(flat[:, 0].sum() + (flat[:, 1:] & ~flat[:, :-1]).sum())
+        blocks = flat.sum(axis=1) * -(-w.shape[3] // 16)
+        passes = int(np.ceil(blocks / 4).sum())
         return LayerShape(
             kind,
             n_in,
@@ -173,6 +281,7 @@ def layer_shape(
             live=live,
             runs=runs,
             left_shift=bool(np.any((m >= 0.5) | (m == 0))),
+            passes=passes,
         )
     if op.type == "FULLY_CONNECTED":
         w = model.tensors[op.inputs[1]]
@@ -202,7 +311,7 @@ class LatencyModel:
     points: int = 0
 
     def predict_layer(self, shape: LayerShape) -> float:
-        coef = self.coefficients.get(shape.kind)
+        coef = self.coefficients.get(shape.key)
         if coef is None:  # an op the grid never measured: cost it like an elementwise op
             coef = self.coefficients["_elementwise"]
         return max(float(np.dot(coef, shape.features())), 0.0)
@@ -385,7 +494,7 @@ def measurement_grid(rng: np.random.Generator) -> list[tuple[str, LayerShape, fl
     points = []
     sizes = (4, 8, 16, 32)
     chans = (3, 8, 16, 24, 32, 48, 64)
-    for _ in range(28):
+    for _ in range(36):
         hw = int(rng.choice(sizes))
         ci, co = int(rng.choice(chans)), int(rng.choice(chans[1:]))
         stride = int(rng.choice((1, 2)))
@@ -399,9 +508,10 @@ def measurement_grid(rng: np.random.Generator) -> list[tuple[str, LayerShape, fl
         points.append(("CONV_2D", shape, 1.0, "never"))
         points.append(("CONV_2D_FWCS", shape, float(rng.choice((1.0, 0.5))), "always"))
     wide = (8, 16, 32, 64, 128, 256)
-    for _ in range(20):
+    for i in range(32):  # the first 12 with C_in off a multiple of 16 (pixel-group loop)
         hw = int(rng.choice((3, 6, 12, 24, 48)))
-        ci, co = int(rng.choice(wide)), int(rng.choice(wide))
+        ci = int(rng.choice((3, 8, 24))) if i < 12 else int(rng.choice(wide))
+        co = int(rng.choice(wide))
         while hw * hw * max(ci, co) > 48 * 48 * 16:  # fits the board's RAM
             hw //= 2
         stride = int(rng.choice((1, 2)))
@@ -469,7 +579,7 @@ def fit(
     held-out quarter of each kind's samples before refitting on all of them."""
     by_kind: dict[str, list[tuple[LayerShape, float]]] = {}
     for shape, instr in samples:
-        by_kind.setdefault(shape.kind, []).append((shape, instr))
+        by_kind.setdefault(shape.key, []).append((shape, instr))
         if shape.kind == "ADD":  # also the fallback for per-element ops the grid never ran
             by_kind.setdefault("_elementwise", []).append((shape, instr))
     rng = np.random.default_rng(seed)

@@ -51,23 +51,27 @@ dtmm_status validate_conv2d(const OpContext& ctx) {
                              w.dims[3], 2);
 }
 
-// Reference loop: one output value at a time, skipping taps that fall in the
-// padding (TFLite pads with the input zero point, whose offset product is 0).
-static void eval_conv2d_reference(const OpContext& ctx) {
+// One output value at a time, skipping taps that fall in the padding (TFLite
+// pads with the input zero point, whose offset product is 0).
+void conv_reference(const OpContext& ctx, bool depthwise) {
   const auto& p = ctx.p<dtmm_conv_params>();
   const auto& in = ctx.in(0);
   const auto& w = ctx.in(1);
+  // Output channel oc reads input channels from (oc / per_group) * fc, and
+  // its weight (ky, kx, c) is at oc * oc_stride + (ky * kw + kx) * tap_stride + c.
+  const int32_t kh = w.dims[1], kw = w.dims[2];
+  const int32_t oc_count = depthwise ? w.dims[3] : w.dims[0], fc = depthwise ? 1 : w.dims[3];
+  const int32_t per_group = depthwise ? p.depth_multiplier : oc_count / (in.dims[3] / fc);
+  const int32_t oc_stride = depthwise ? 1 : kh * kw * fc, tap_stride = depthwise ? oc_count : fc;
   const auto& out = ctx.out();
   const int8_t* x = ctx.in_data<int8_t>(0);
   const int8_t* filter = ctx.in_data<int8_t>(1);
   const int32_t* bias = ctx.has_input(2) ? ctx.in_data<int32_t>(2) : nullptr;
   int8_t* y = ctx.out_data<int8_t>();
   const int32_t* mult = ctx.blob_i32(p.quant_offset);
-  const int32_t oc_count = w.dims[0], kh = w.dims[1], kw = w.dims[2], fc = w.dims[3];
+  const int32_t* shift = mult + oc_count;
   const int32_t batches = in.dims[0], ih = in.dims[1], iw = in.dims[2], ic = in.dims[3];
   const int32_t oh = out.dims[1], ow = out.dims[2];
-  const int32_t filters_per_group = oc_count / (ic / fc);
-  const int32_t* shift = mult + oc_count;
 
   for (int32_t b = 0; b < batches; ++b) {
     for (int32_t oy = 0; oy < oh; ++oy) {
@@ -75,7 +79,7 @@ static void eval_conv2d_reference(const OpContext& ctx) {
       for (int32_t ox = 0; ox < ow; ++ox) {
         const int32_t x0 = ox * p.stride_w - p.pad_w;
         for (int32_t oc = 0; oc < oc_count; ++oc) {
-          const int32_t c0 = (oc / filters_per_group) * fc;
+          const int32_t c0 = (oc / per_group) * fc;
           int32_t acc = 0;
           for (int32_t ky = 0; ky < kh; ++ky) {
             const int32_t iy = y0 + ky * p.dilation_h;
@@ -84,7 +88,8 @@ static void eval_conv2d_reference(const OpContext& ctx) {
               const int32_t ix = x0 + kx * p.dilation_w;
               if (ix < 0 || ix >= iw) continue;
               const int8_t* px = x + ((static_cast<int64_t>(b) * ih + iy) * iw + ix) * ic + c0;
-              const int8_t* pw = filter + ((static_cast<int64_t>(oc) * kh + ky) * kw + kx) * fc;
+              const int8_t* pw =
+                  filter + static_cast<int64_t>(oc) * oc_stride + (ky * kw + kx) * tap_stride;
               for (int32_t c = 0; c < fc; ++c) acc += (px[c] + p.input_offset) * pw[c];
             }
           }
@@ -228,7 +233,7 @@ void eval_conv2d(const OpContext& ctx) {
   const auto& w = ctx.in(1);
   if (ctx.model->reference_kernels || in.dims[3] != w.dims[3] || p.dilation_h != 1 ||
       p.dilation_w != 1) {
-    eval_conv2d_reference(ctx);
+    conv_reference(ctx, false);
     return;
   }
 #if !defined(__ARM_FEATURE_MVE)
@@ -253,7 +258,7 @@ void eval_conv2d(const OpContext& ctx) {
   // Windows over kRunConvMaxWindow bytes (3x3 with C_in > 113) are rare on
   // microcontrollers; the reference loop serves them and keeps Helium builds
   // small.
-  eval_conv2d_reference(ctx);
+  conv_reference(ctx, false);
 #else
   eval_conv2d_rows(ctx);
 #endif

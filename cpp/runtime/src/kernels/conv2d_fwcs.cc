@@ -92,20 +92,18 @@ static uint32_t mask_bits(const uint8_t* mask, uint32_t bit, int32_t n) {
 // Appends the runs of one filter's taps to runs[n...]. Up to 5x5 taps, each
 // stretch of set bits is found with count-trailing-zeros (the bitwise decode
 // was a twentieth of a sparse 3x3 layer's instructions on the M55); larger
-// windows go bit by bit. Every run but the filter's last carries `more`
-// (kRunContinues where the runs are chained, else 0), and chained runs'
-// offsets are scaled by kChainedScale. Returns the new n and advances
-// `values` past the kept taps.
+// windows go bit by bit. Offsets and lengths count `unit` bytes (1, or 16
+// where runs_in_blocks). Returns the new n and advances `values` past the
+// kept taps.
 static int32_t filter_runs(const uint8_t* mask, uint32_t bit, int32_t taps, int32_t ic,
-                           uint16_t more, ConvRun* runs, int32_t n, const int8_t*& values) {
-  const int32_t first = n, tap_offset = more ? kChainedScale * ic : ic;
+                           int32_t unit, ConvRun* runs, int32_t n, const int8_t*& values) {
+  const int32_t tap = ic / unit;
   if (taps <= 25) {
     for (uint32_t m = mask_bits(mask, bit, taps); m != 0;) {
       const int32_t start = __builtin_ctz(m);
       const int32_t len = __builtin_ctz(~(m >> start));
       m &= m + (m & (0u - m));  // clears the lowest run of set bits
-      runs[n++] = ConvRun{static_cast<uint16_t>(start * tap_offset),
-                          static_cast<uint16_t>((len * ic) | more)};
+      runs[n++] = ConvRun{static_cast<uint16_t>(start * tap), static_cast<uint16_t>(len * tap)};
       values += len * ic;
     }
   } else {
@@ -113,16 +111,14 @@ static int32_t filter_runs(const uint8_t* mask, uint32_t bit, int32_t taps, int3
     for (int32_t t = 0; t < taps; ++t, ++bit) {
       const bool kept = (mask[bit >> 3] >> (bit & 7)) & 1u;
       if (kept && extend) {
-        runs[n - 1].length = static_cast<uint16_t>(runs[n - 1].length + ic);
+        runs[n - 1].length = static_cast<uint16_t>(runs[n - 1].length + tap);
       } else if (kept) {
-        runs[n++] =
-            ConvRun{static_cast<uint16_t>(t * tap_offset), static_cast<uint16_t>(ic | more)};
+        runs[n++] = ConvRun{static_cast<uint16_t>(t * tap), static_cast<uint16_t>(tap)};
       }
       if (kept) values += ic;
       extend = kept;
     }
   }
-  if (n > first) runs[n - 1].length = static_cast<uint16_t>(runs[n - 1].length & ~more);
   return n;
 }
 
@@ -149,7 +145,7 @@ static bool fwcs_runs(const OpContext& ctx) {
     HeadBuilder builder(c, begin, oc_count - begin < chunk ? oc_count : begin + chunk, heads,
                         constants);
     c.values = values;
-    const uint16_t more = runs_chained(c) ? kRunContinues : 0;
+    const int32_t unit = runs_in_blocks(c) ? 16 : 1;
     int32_t n = 0;
     for (int32_t oc = begin; oc < c.oc_end; ++oc, bit += static_cast<uint32_t>(taps)) {
       if (c.dense) {
@@ -159,7 +155,7 @@ static bool fwcs_runs(const OpContext& ctx) {
         continue;
       }
       const int32_t first = n;
-      n = filter_runs(mask, bit, taps, ic, more, runs, n, values);
+      n = filter_runs(mask, bit, taps, ic, unit, runs, n, values);
       builder.add(oc, n - first);
     }
     conv_runs(c);

@@ -7,6 +7,7 @@
 #include "window.h"
 #if defined(__ARM_FEATURE_MVE)
 #include "conv_runs_helium.h"
+#include "conv_stream_helium.h"
 #endif
 
 namespace dtmm {
@@ -150,9 +151,8 @@ void run_filters(const RunConv& c, const int8_t* const win[4], int32_t lanes, in
 #endif
 
 // The outputs of c's filters without runs at the group's real pixels (the
-// filters with runs then overwrite theirs). One copy, out of line, for both
-// run_groups.
-__attribute__((noinline)) void copy_constants(const RunConv& c, int32_t lanes, int8_t* out) {
+// filters with runs then overwrite theirs).
+void copy_constants(const RunConv& c, int32_t lanes, int8_t* out) {
 #if defined(__ARM_FEATURE_MVE)
   helium::store_constants(c, lanes, out);
 #else
@@ -162,9 +162,8 @@ __attribute__((noinline)) void copy_constants(const RunConv& c, int32_t lanes, i
 #endif
 }
 
-// kTail (Helium only): windows side by side, for C_in that is not a multiple
-// of 16 or a layer with a left shift.
-template <bool kTail>
+// Four output pixels at a time, their windows copied side by side (on
+// Helium: the layers that stream_rows does not take).
 void run_groups(const RunConv& c) {
   const int32_t window = c.kh * c.kw * c.ic;
   // Side-by-side windows are 16-byte multiples apart, with 16 spare bytes
@@ -177,13 +176,13 @@ void run_groups(const RunConv& c) {
   // (the group's kh rows, 3 * stride + kw taps wide); its windows then lie
   // inside the tile and go into the patch as an inner group's do.
   const int32_t span = 3 * c.stride_w + c.kw;
-  const int32_t tile_at = kTail ? 4 * stride + 16 : 4 * window;
+  const int32_t tile_at = 4 * stride + 16;
   int8_t* const tile = patch + tile_at;
   const bool tiles = tile_at + c.kh * span * c.ic <= static_cast<int32_t>(sizeof(patch));
   const ptrdiff_t step = static_cast<ptrdiff_t>(c.stride_w) * c.ic;
   // Dense windows of at most 16 (32) bytes lie 16 (32) apart: one (two)
   // vectors each, for the assembly loops.
-  const bool small_window = kTail && c.dense && c.shifts.right && window <= 32;
+  const bool small_window = c.dense && c.shifts.right && window <= 32;
   helium::FilterLoop loop(c, 4);
 #endif
   const int64_t pixels = int64_t{c.batches} * c.oh * c.ow;
@@ -192,6 +191,10 @@ void run_groups(const RunConv& c) {
     const int32_t lanes = pixels - n0 < 4 ? static_cast<int32_t>(pixels - n0) : 4;
     int8_t* out = c.output + n0 * c.out_channels;
     Pixel px{};
+    if (c.filters == 0) {  // only constant outputs: no window to copy
+      copy_constants(c, lanes, out);
+      continue;
+    }
 #if defined(__ARM_FEATURE_MVE)
     const bool inside = cursor.four_inside();
     if (inside || (tiles && cursor.four_on_row())) {
@@ -204,39 +207,24 @@ void run_groups(const RunConv& c) {
         origin = tile;
         row = static_cast<ptrdiff_t>(span) * c.ic;
       }
-      if (kTail) {
-        helium::side_by_side_row_group(c, origin, row, step, patch, stride);
-      } else {
-        helium::interleave_row_group(c, origin, row, step, patch);
-      }
+      helium::side_by_side_row_group(c, origin, row, step, patch, stride);
     } else {
       // Spare lanes of the last group repeat its last pixel (computed, and
       // stored to where the last pixel's outputs go, with the same values).
       for (int32_t q = 0; q < 4; ++q) {
         if (q < lanes) px = cursor.next();
-        if (kTail) {
-          copy_window(px.image, c.ih, c.iw, c.ic, px.y0, px.x0, c.kh, c.kw, c.pad_value,
-                      patch + q * stride);
-        } else {
-          helium::interleave_window(c, px.image, px.y0, px.x0, patch, q);
-        }
+        copy_window(px.image, c.ih, c.iw, c.ic, px.y0, px.x0, c.kh, c.kw, c.pad_value,
+                    patch + q * stride);
       }
     }
     if (c.constants) copy_constants(c, lanes, out);
-    if (c.filters == 0) continue;
     if (lanes < 4) loop = helium::FilterLoop(c, lanes);
     if (small_window && window <= 16) {
       helium::filters_small_window(c, loop, patch, out);
     } else if (small_window) {
       helium::filters_pair_window(c, loop, patch, out);
-    } else if (kTail && c.dense) {
-      helium::filters_side_by_side<true>(c, patch, stride, lanes, out);
-    } else if (kTail) {
-      helium::filters_side_by_side<false>(c, patch, stride, lanes, out);
-    } else if (c.dense) {
-      helium::filters_interleaved<true>(c, loop, patch, out);
     } else {
-      helium::filters_interleaved<false>(c, loop, patch, out);
+      helium::filters_side_by_side(c, patch, stride, lanes, out);
     }
 #else
     const int8_t* win[4];
@@ -259,11 +247,9 @@ void run_groups(const RunConv& c) {
 
 }  // namespace
 
-bool runs_chained(const RunConv& c) {
+bool runs_in_blocks(const RunConv& c) {
 #if defined(__ARM_FEATURE_MVE)
-  // The interleaved loop is in assembly for whole blocks and shifts that are
-  // all negative or all 0.
-  return c.ic % 16 == 0 && c.shifts.right;
+  return helium::streams(c);
 #else
   (void)c;
   return false;
@@ -272,12 +258,12 @@ bool runs_chained(const RunConv& c) {
 
 void conv_runs(const RunConv& c) {
 #if defined(__ARM_FEATURE_MVE)
-  if (!runs_chained(c)) {
-    run_groups<true>(c);
+  if (helium::streams(c)) {
+    helium::stream_rows(c);
     return;
   }
 #endif
-  run_groups<false>(c);
+  run_groups(c);
 }
 
 }  // namespace dtmm

@@ -9,7 +9,10 @@
 // Output pixels go four at a time: the four windows are copied into a patch
 // (taps outside the input get the input zero point, which the folded bias
 // cancels exactly), then every loaded weight vector serves all four. The
-// portable loops read an unpadded 1x1 convolution's windows in place.
+// portable loops read an unpadded 1x1 convolution's windows in place. On
+// Helium, layers with C_in a multiple of 16 go by row segments instead
+// (cpp/kernels_helium/conv_stream_helium.h): each filter's weights stay in
+// registers while a segment's pixels stream past them.
 #ifndef DTMM_SRC_KERNELS_CONV_RUNS_H_
 #define DTMM_SRC_KERNELS_CONV_RUNS_H_
 
@@ -23,20 +26,9 @@
 namespace dtmm {
 
 struct ConvRun {
-  uint16_t offset;  // first window byte (x kChainedScale where runs_chained)
-  uint16_t length;  // bytes (| kRunContinues where runs_chained)
+  uint16_t offset;  // first window byte (first 16-byte block where runs_in_blocks)
+  uint16_t length;  // bytes (16-byte blocks where runs_in_blocks)
 };
-
-// Where runs_chained(c), run lengths are multiples of 16 and this bit of a
-// length says that another run of the same filter follows: the assembly loop
-// then needs no run counter (the flag lands in the carry of the shift that
-// turns the length into blocks).
-constexpr uint16_t kRunContinues = 8;
-
-// Where runs_chained(c), the four windows are interleaved block by block, so
-// window byte b of window 0 is patch byte 4 * b: offsets are stored so
-// scaled, and one UXTAH turns a run word into its patch address.
-constexpr int32_t kChainedScale = 4;
 
 // What the inner loop needs of one filter with runs, read with two LDRDs.
 // Filters without runs have no head: their constant outputs are copied in a
@@ -92,9 +84,10 @@ bool conv_runs_fits(int32_t kh, int32_t kw, int32_t ic, int32_t pad_h, int32_t p
 
 void conv_runs(const RunConv& c);
 
-// Whether conv_runs(c) takes the Helium assembly loop, which wants its runs
-// marked with kRunContinues (c's chunk must be set: HeadBuilder).
-bool runs_chained(const RunConv& c);
+// Whether conv_runs(c) takes the Helium row loop (conv_stream_helium.h),
+// which counts its runs' offsets and lengths in 16-byte blocks (c's chunk
+// must be set: HeadBuilder).
+bool runs_in_blocks(const RunConv& c);
 
 // A RunConv for all `oc_count` filters of a conv op (input 0, output 0,
 // kh x kw filters); the caller sets values and runs, and per chunk of at

@@ -48,52 +48,6 @@ dtmm_status validate_depthwise_conv2d(const OpContext& ctx) {
   return DTMM_OK;
 }
 
-static void eval_depthwise_conv2d_reference(const OpContext& ctx) {
-  const auto& p = ctx.p<dtmm_conv_params>();
-  const auto& in = ctx.in(0);
-  const auto& w = ctx.in(1);
-  const auto& out = ctx.out();
-  const int8_t* x = ctx.in_data<int8_t>(0);
-  const int8_t* filter = ctx.in_data<int8_t>(1);
-  const int32_t* bias = ctx.has_input(2) ? ctx.in_data<int32_t>(2) : nullptr;
-  int8_t* y = ctx.out_data<int8_t>();
-  const int32_t kh = w.dims[1], kw = w.dims[2], oc_count = w.dims[3];
-  const int32_t batches = in.dims[0], ih = in.dims[1], iw = in.dims[2], ic_count = in.dims[3];
-  const int32_t oh = out.dims[1], ow = out.dims[2];
-  const int32_t* mult = ctx.blob_i32(p.quant_offset);
-  const int32_t* shift = mult + oc_count;
-
-  for (int32_t b = 0; b < batches; ++b) {
-    for (int32_t oy = 0; oy < oh; ++oy) {
-      const int32_t y0 = oy * p.stride_h - p.pad_h;
-      for (int32_t ox = 0; ox < ow; ++ox) {
-        const int32_t x0 = ox * p.stride_w - p.pad_w;
-        for (int32_t ic = 0; ic < ic_count; ++ic) {
-          for (int32_t m = 0; m < p.depth_multiplier; ++m) {
-            const int32_t oc = ic * p.depth_multiplier + m;
-            int32_t acc = 0;
-            for (int32_t ky = 0; ky < kh; ++ky) {
-              const int32_t iy = y0 + ky * p.dilation_h;
-              if (iy < 0 || iy >= ih) continue;
-              for (int32_t kx = 0; kx < kw; ++kx) {
-                const int32_t ix = x0 + kx * p.dilation_w;
-                if (ix < 0 || ix >= iw) continue;
-                const int32_t xv =
-                    x[((static_cast<int64_t>(b) * ih + iy) * iw + ix) * ic_count + ic];
-                acc += (xv + p.input_offset) * filter[(ky * kw + kx) * oc_count + oc];
-              }
-            }
-            if (bias) acc = fx::add(acc, bias[oc]);
-            acc = multiply_by_quantized_multiplier(acc, mult[oc], shift[oc]) + p.output_offset;
-            y[((static_cast<int64_t>(b) * oh + oy) * ow + ox) * oc_count + oc] =
-                static_cast<int8_t>(clamp_i32(acc, p.act_min, p.act_max));
-          }
-        }
-      }
-    }
-  }
-}
-
 #if DTMM_X86_SIMD
 #pragma GCC push_options
 #pragma GCC target("avx2")
@@ -398,13 +352,13 @@ void eval_depthwise_conv2d(const OpContext& ctx) {
   const auto& p = ctx.p<dtmm_conv_params>();
   if (ctx.model->reference_kernels || p.depth_multiplier != 1 || p.dilation_h != 1 ||
       p.dilation_w != 1) {
-    eval_depthwise_conv2d_reference(ctx);
+    conv_reference(ctx, true);
     return;
   }
 #if defined(__ARM_FEATURE_MVE)
   // Windows over the stack patch (more than 2,304 bytes) take the reference
   // loop, which keeps Helium builds small.
-  if (!depthwise_helium(ctx)) eval_depthwise_conv2d_reference(ctx);
+  if (!depthwise_helium(ctx)) conv_reference(ctx, true);
 #else
   if (depthwise_planar(ctx)) return;
 #if DTMM_X86_SIMD

@@ -46,6 +46,10 @@ bool valid_quant_table(const OpContext& ctx, uint32_t offset, uint32_t n);
 // Largest conv reduction length KH * KW * C_in (see conv2d.cc for why).
 constexpr int64_t kMaxConvReduction = 65536;
 
+// The reference loop of CONV_2D (grouped: filters over fc input channels)
+// and DEPTHWISE_CONV_2D (depthwise: one input channel per filter).
+void conv_reference(const OpContext& ctx, bool depthwise);
+
 // Checks every conv variant shares: input/output shapes for a filter of
 // [oc, kh, kw, fc], the bias at input `bias_input` if present, the params.
 dtmm_status check_conv_geometry(const OpContext& ctx, const dtmm_conv_params& p, int32_t oc,
