@@ -142,8 +142,12 @@ def test_random_softmax_on_m55(case):
 
 
 # The device convolution's edge cases, deterministically: C_in below, at and
-# between multiples of 16 (interleaved and side-by-side windows), 1x1 to 5x5,
-# stride 2, output widths that leave a partial group of four pixels, every
+# between multiples of 16 (the row-segment loop and side-by-side windows),
+# 1x1 to 5x5, strides 2 and 3, rows split into segments (a strip too small
+# for the whole row) or segments of several rows (with a stride, and flat
+# 1x1 ones whose rows do not fill groups of four), filters of more than four
+# 16-byte blocks (several passes), output widths that leave a partial group
+# of four pixels, every
 # density from dense to fully pruned, 7x7 windows (masks decoded bit by bit),
 # windows over 1 KB (the reference loop on the M55), and more than 64 filters
 # (two chunks, each with its own row of emptied filters' constant outputs,
@@ -166,6 +170,11 @@ RUN_CONV_CASES = [
     (3, 5, 1, 6, 3, 2),
     (3, 5, 20, 6, 1, 1),
     (4, 5, 2, 7, 3, 2),
+    (3, 40, 64, 8, 3, 1),
+    (5, 8, 16, 8, 3, 2),
+    (3, 6, 16, 8, 5, 2),
+    (3, 4, 16, 8, 3, 3),
+    (5, 7, 32, 8, 1, 2),
 ]
 
 
