@@ -73,16 +73,20 @@ inline Strip strip_for(const RunConv& c, int32_t groups, int32_t rows) {
 __attribute__((noinline)) inline Strip strip_shape(const RunConv& c) {
   // One row of g groups takes planes * kh * (4 * g + reach) entries.
   const Strip one = strip_for(c, 0, 1);
-  int32_t groups = (kStripBytes / 16 / one.planes / c.kh - one.entries) >> 2;
-  const int32_t row_groups = (c.ow + 3) >> 2;
+  const int32_t row_groups = (c.ow + 3) >> 2, entries = kStripBytes / 16 / one.planes;
+  int32_t groups = (entries / c.kh - one.entries) >> 2;
   if (groups > row_groups) groups = row_groups;
   if (groups > kStreamGroups) groups = kStreamGroups;
-  if (groups < 0) groups = 0;
+  if (groups <= 0) return strip_for(c, 0, 1);
   int32_t rows = 1;
   if (groups == row_groups && (c.ow % 4 == 0 || one.flat)) {
-    while (rows < c.oh && (rows + 1) * groups <= kStreamGroups &&
-           strip_for(c, groups, rows + 1).bytes() <= kStripBytes)
-      ++rows;
+    // Rows of ow entries (flat), or of 4 * groups + reach entries in
+    // (rows - 1) * pitch + kh slots.
+    const Strip two = strip_for(c, groups, 2);
+    rows = one.flat ? entries / c.ow : (entries / two.entries - c.kh) / two.pitch + 1;
+    if (rows > c.oh) rows = c.oh;
+    if (rows > kStreamGroups / groups) rows = kStreamGroups / groups;
+    if (rows < 1) rows = 1;
   }
   return strip_for(c, groups, rows);
 }
@@ -313,8 +317,11 @@ inline bool streams(const RunConv& c) {
 }
 
 // The convolution of c's filters (runs in 16-byte blocks of the window),
-// segment by segment.
-inline void stream_rows(const RunConv& c) {
+// segment by segment. A filter's runs are gathered by an inline loop: GCC
+// would call memcpy for each (a run is a block or three, the call costs
+// tens of instructions).
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) inline void stream_rows(
+    const RunConv& c) {
   const Strip shape = strip_shape(c);
   const int32_t per_tap = c.ic >> 4, blocks = c.kh * c.kw * per_tap;
   const int32_t phases = shape.planes / per_tap;

@@ -135,19 +135,15 @@ class LayerShape:
         s, kh, kw, ow = self.stride, self.kh, self.kw, self.out_w
         flat = kh == 1 and kw == 1
         planes, pitch, reach = min(s, kw) * (self.c_in // 16), min(s, kh), (kw - 1) // s
-
-        def fits(groups: int, rows: int) -> bool:
-            entries = ow if flat and rows > 1 else 4 * groups + reach
-            return planes * ((rows - 1) * pitch + kh) * entries * 16 <= _STRIP_BYTES
-
+        budget = _STRIP_BYTES // 16 // planes  # entries per plane
         row_groups = -(-ow // 4)
-        groups = max(0, min((_STRIP_BYTES // 16 // planes // kh - reach) >> 2, row_groups, 64))
-        if groups == 0:
+        groups = min((budget // kh - reach) >> 2, row_groups, _STREAM_GROUPS)
+        if groups <= 0:
             return None
         rows = 1
         if groups == row_groups and (ow % 4 == 0 or flat):
-            while rows < self.out_h and (rows + 1) * groups <= 64 and fits(groups, rows + 1):
-                rows += 1
+            rows = budget // ow if flat else (budget // (4 * groups + reach) - kh) // pitch + 1
+            rows = max(1, min(rows, self.out_h, _STREAM_GROUPS // groups))
         return planes, pitch, reach, groups, rows, flat
 
     def _rows_values(self, live: float) -> dict[str, float]:
