@@ -294,13 +294,14 @@ __attribute__((always_inline)) inline int32x4_t lanes_of(int32_t a0, int32_t a1,
 
 // Every filter of c with runs against the four side-by-side windows in
 // `patch` (`stride` bytes apart), in C++: the path for C_in that is not a
-// multiple of 16, and for layers with a left shift. A dense c's filters all
-// have the one run runs[0].
-inline void filters_side_by_side(const RunConv& c, const int8_t* patch, int32_t stride,
-                                 int32_t lanes, int8_t* out) {
+// multiple of 16, and for layers with a left shift. kDense: each filter is
+// the one run runs[0] (a loop over one run cost the dense stem of an ONNX
+// import, whose shifts are mixed, a sixth more).
+template <bool kDense>
+void filters_side_by_side(const RunConv& c, const int8_t* patch, int32_t stride, int32_t lanes,
+                          int8_t* out) {
   const int8_t* w = c.values;
   const ConvRun* run = c.runs;
-  const int32_t run_step = c.dense ? 0 : 1;
   const uint32x4_t out_offsets = output_offsets(c, lanes);
   const int32x4_t lo = vdupq_n_s32(c.act_min), hi = vdupq_n_s32(c.act_max);
   const FilterHead* h = c.heads;
@@ -310,8 +311,12 @@ inline void filters_side_by_side(const RunConv& c, const int8_t* patch, int32_t 
     // The sums start at the folded bias: the int32 adds wrap, as the
     // reference's bias add does.
     int32_t a0 = h->bias, a1 = a0, a2 = a0, a3 = a0;
-    for (int32_t r = h->runs; r > 0; --r, run += run_step)
-      mac_side_by_side(w, patch + run->offset, stride, run->length, a0, a1, a2, a3);
+    if (kDense) {
+      mac_side_by_side(w, patch, stride, run->length, a0, a1, a2, a3);
+    } else {
+      for (int32_t r = h->runs; r > 0; --r, ++run)
+        mac_side_by_side(w, patch + run->offset, stride, run->length, a0, a1, a2, a3);
+    }
     int32x4_t v = requantize_lanes(lanes_of(a0, a1, a2, a3), h->multiplier, h->shift);
     v = vminq_s32(vmaxq_s32(vaddq_n_s32(v, c.output_offset), lo), hi);
     vstrbq_scatter_offset_s32(out + oc, out_offsets, v);

@@ -16,7 +16,8 @@ namespace dtmm {
 // overflow before the bias is added (that add wraps, as it does on the device).
 
 dtmm_status check_conv_geometry(const OpContext& ctx, const dtmm_conv_params& p, int32_t oc,
-                                int32_t kh, int32_t kw, int32_t fc, uint32_t bias_input) {
+                                int32_t kh, int32_t kw, int32_t fc, uint32_t bias_input,
+                                bool depthwise) {
   const auto& in = ctx.in(0);
   const auto& out = ctx.out();
   if (!is_int8(in) || !is_int8(out) || in.rank != 4 || out.rank != 4) return DTMM_ERR_BAD_PARAMS;
@@ -24,6 +25,10 @@ dtmm_status check_conv_geometry(const OpContext& ctx, const dtmm_conv_params& p,
       out.dims[0] != in.dims[0])
     return DTMM_ERR_BAD_PARAMS;
   if (oc % (in.dims[3] / fc) != 0) return DTMM_ERR_BAD_PARAMS;
+  // A depthwise conv (fc 1) has depth_multiplier filters per input channel;
+  // other convs leave it 0.
+  const int64_t multiplier = depthwise ? oc / in.dims[3] : 0;
+  if (p.depth_multiplier != multiplier || (depthwise && multiplier < 1)) return DTMM_ERR_BAD_PARAMS;
   if (static_cast<int64_t>(kh) * kw * fc > kMaxConvReduction) return DTMM_ERR_BAD_PARAMS;
   if (ctx.has_input(bias_input)) {
     const auto& b = ctx.in(bias_input);
@@ -32,7 +37,7 @@ dtmm_status check_conv_geometry(const OpContext& ctx, const dtmm_conv_params& p,
   }
   if (p.stride_h < 1 || p.stride_w < 1 || p.dilation_h < 1 || p.dilation_w < 1 ||
       p.stride_h > 1024 || p.stride_w > 1024 || p.dilation_h > 1024 || p.dilation_w > 1024 ||
-      p.pad_h < 0 || p.pad_w < 0 || p.pad_h > 65536 || p.pad_w > 65536 || p.depth_multiplier != 0 ||
+      p.pad_h < 0 || p.pad_w < 0 || p.pad_h > 65536 || p.pad_w > 65536 ||
       !valid_zero_point(-p.input_offset) || !valid_zero_point(p.output_offset) ||
       !valid_clamp(p.act_min, p.act_max))
     return DTMM_ERR_BAD_PARAMS;

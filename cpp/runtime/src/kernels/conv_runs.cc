@@ -223,8 +223,10 @@ void run_groups(const RunConv& c) {
       helium::filters_small_window(c, loop, patch, out);
     } else if (small_window) {
       helium::filters_pair_window(c, loop, patch, out);
+    } else if (c.dense) {
+      helium::filters_side_by_side<true>(c, patch, stride, lanes, out);
     } else {
-      helium::filters_side_by_side(c, patch, stride, lanes, out);
+      helium::filters_side_by_side<false>(c, patch, stride, lanes, out);
     }
 #else
     const int8_t* win[4];

@@ -18,34 +18,11 @@ namespace dtmm {
 dtmm_status validate_depthwise_conv2d(const OpContext& ctx) {
   if (ctx.num_inputs() < 2 || ctx.num_inputs() > 3 || ctx.op->num_outputs != 1)
     return DTMM_ERR_BAD_OP;
-  const auto& in = ctx.in(0);
   const auto& w = ctx.in(1);
-  const auto& out = ctx.out();
-  if (!is_int8(in) || !is_int8(w) || !is_int8(out) || in.rank != 4 || w.rank != 4 ||
-      out.rank != 4 || w.storage != DTMM_STORAGE_CONST || w.dims[0] != 1)
+  if (!is_int8(w) || w.rank != 4 || w.storage != DTMM_STORAGE_CONST || w.dims[0] != 1)
     return DTMM_ERR_BAD_PARAMS;
-  const auto& p = ctx.p<dtmm_conv_params>();
-  const int32_t oc = w.dims[3];
-  if (p.depth_multiplier < 1 || static_cast<int64_t>(in.dims[3]) * p.depth_multiplier != oc ||
-      out.dims[3] != oc || out.dims[0] != in.dims[0])
-    return DTMM_ERR_BAD_PARAMS;
-  // KH * KW products of at most 32,640 each: the int32 sum cannot overflow.
-  if (static_cast<int64_t>(w.dims[1]) * w.dims[2] > 65536) return DTMM_ERR_BAD_PARAMS;
-  if (ctx.has_input(2)) {
-    const auto& b = ctx.in(2);
-    if (b.dtype != DTMM_INT32 || num_elements(b) != static_cast<uint64_t>(oc))
-      return DTMM_ERR_BAD_PARAMS;
-  }
-  if (p.stride_h < 1 || p.stride_w < 1 || p.dilation_h < 1 || p.dilation_w < 1 ||
-      p.stride_h > 1024 || p.stride_w > 1024 || p.dilation_h > 1024 || p.dilation_w > 1024 ||
-      p.pad_h < 0 || p.pad_w < 0 || p.pad_h > 65536 || p.pad_w > 65536 ||
-      !valid_zero_point(-p.input_offset) || !valid_zero_point(p.output_offset) ||
-      !valid_clamp(p.act_min, p.act_max))
-    return DTMM_ERR_BAD_PARAMS;
-  if (!valid_quant_table(ctx, p.quant_offset, static_cast<uint32_t>(oc)) ||
-      !ctx.blob_array_ok(p.folded_bias_offset, uint64_t{4} * static_cast<uint32_t>(oc)))
-    return DTMM_ERR_BAD_PARAMS;
-  return DTMM_OK;
+  return check_conv_geometry(ctx, ctx.p<dtmm_conv_params>(), w.dims[3], w.dims[1], w.dims[2], 1, 2,
+                             true);
 }
 
 #if DTMM_X86_SIMD

@@ -51,9 +51,11 @@ constexpr int64_t kMaxConvReduction = 65536;
 void conv_reference(const OpContext& ctx, bool depthwise);
 
 // Checks every conv variant shares: input/output shapes for a filter of
-// [oc, kh, kw, fc], the bias at input `bias_input` if present, the params.
+// [oc, kh, kw, fc], the bias at input `bias_input` if present, the params
+// (for a depthwise conv, fc 1 and depth_multiplier = oc / C_in).
 dtmm_status check_conv_geometry(const OpContext& ctx, const dtmm_conv_params& p, int32_t oc,
-                                int32_t kh, int32_t kw, int32_t fc, uint32_t bias_input);
+                                int32_t kh, int32_t kw, int32_t fc, uint32_t bias_input,
+                                bool depthwise = false);
 
 // Checks a fully connected op shares: input/output shapes for [units, depth]
 // weights, the bias at input `bias_input` if present, the params.
