@@ -68,8 +68,7 @@ inline Strip strip_for(const RunConv& c, int32_t groups, int32_t rows) {
 }
 
 // Whole output rows, as many as fit, or else the widest part of one row
-// that fits; groups 0 when not even one group does. The rows' pixels and
-// sums follow each other: rows of whole groups, or a flat strip.
+// that fits; groups 0 when not even one group does.
 __attribute__((noinline)) inline Strip strip_shape(const RunConv& c) {
   // One row of g groups takes planes * kh * (4 * g + reach) entries.
   const Strip one = strip_for(c, 0, 1);
@@ -79,7 +78,7 @@ __attribute__((noinline)) inline Strip strip_shape(const RunConv& c) {
   if (groups > kStreamGroups) groups = kStreamGroups;
   if (groups <= 0) return strip_for(c, 0, 1);
   int32_t rows = 1;
-  if (groups == row_groups && (c.ow % 4 == 0 || one.flat)) {
+  if (groups == row_groups) {
     // Rows of ow entries (flat), or of 4 * groups + reach entries in
     // (rows - 1) * pitch + kh slots.
     const Strip two = strip_for(c, groups, 2);
@@ -349,9 +348,9 @@ __attribute__((optimize("no-tree-loop-distribute-patterns"))) inline void stream
                                        : Segment{(n + 3) >> 2, rows, shape.bump()};
         int8_t* out =
             c.output + ((static_cast<ptrdiff_t>(b) * c.oh + oy) * c.ow + x) * c.out_channels;
-        // The segment's outputs (and sums) follow each other: whole rows or
-        // part of one.
-        const int32_t pixels = rows * n;
+        // The segment's outputs follow each other: whole rows or part of one.
+        const int32_t pixels = rows * n, row_sums = 4 * ((n + 3) >> 2);
+        const int32_t per_call = shape.flat || n == row_sums ? pixels : n;
         if (c.constants) {
           for (int32_t q = 0; q < pixels; q += 4)
             store_constants(c, pixels - q < 4 ? pixels - q : 4, out + q * c.out_channels);
@@ -378,7 +377,10 @@ __attribute__((optimize("no-tree-loop-distribute-patterns"))) inline void stream
             }
           }
           stream_filter(w, p, k, sums, seg);
-          requantize_sums(c, *h, sums, pixels, out + oc);
+          // The sums of a row fill whole groups: when its outputs do not,
+          // each row is requantized apart.
+          for (int32_t done = 0, r = 0; done < pixels; done += per_call, ++r)
+            requantize_sums(c, *h, sums + r * row_sums, per_call, out + done * c.out_channels + oc);
         }
       }
     }

@@ -141,7 +141,7 @@ class LayerShape:
         if groups <= 0:
             return None
         rows = 1
-        if groups == row_groups and (ow % 4 == 0 or flat):
+        if groups == row_groups:
             rows = budget // ow if flat else (budget // (4 * groups + reach) - kh) // pitch + 1
             rows = max(1, min(rows, self.out_h, _STREAM_GROUPS // groups))
         return planes, pitch, reach, groups, rows, flat
