@@ -22,8 +22,8 @@
 // of the segment's output row r finds its tap (ky, kx) at entry
 // q + kx / stride of slot r * pitch + ky of plane (v, kx mod stride).
 // Padding is written into the strip as the input zero point, which the
-// folded bias cancels. The strip and the sums live on the stack (about
-// 5.5 KB with the block tables), as the pixel-group loop's 4 KB patch does.
+// folded bias cancels. The strip and the sums live on the stack (a 5.9 KB
+// frame with the block tables), as the pixel-group loop's 4 KB patch does.
 #ifndef DTMM_KERNELS_HELIUM_CONV_STREAM_HELIUM_H_
 #define DTMM_KERNELS_HELIUM_CONV_STREAM_HELIUM_H_
 
