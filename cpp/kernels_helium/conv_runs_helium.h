@@ -109,9 +109,9 @@ __attribute__((always_inline)) inline void mac_side_by_side(const int8_t*& w, co
       : "q0", "q1", "q2", "q3", "lr", "p0", "memory", "cc");
 }
 
-// The whole filter loop of the small windows (below) in assembly. A head is read with two
-// LDRDs (bias and step, then multiplier and shift); the four sums enter the
-// vector as two doublewords (VMOV Dm, Rt, Rt2 puts Rt in the low word). The
+// The whole filter loop of the small windows (below) in assembly. A head is
+// read with two LDRDs (bias and step, then multiplier and shift); the four
+// sums enter the vector as two doublewords (VMOV Dm, Rt, Rt2 puts Rt in the low word). The
 // MVE two-lane VMOV would do as well, but QEMU puts its first register in
 // the lower lane while LLVM's code for building a vector names the upper
 // lane's value first (vmov q0[2], q0[0], r2, r0): one of them is not what
@@ -127,25 +127,34 @@ __attribute__((always_inline)) inline void mac_side_by_side(const int8_t*& w, co
   "   mov     %[a2], %[a0]\n"            \
   "   mov     %[a3], %[a0]\n"
 
-// Sums of a filter to bytes (the requantization of requantize_lanes with a
-// shift of at most 0), then the store and the filter loop's end. The
-// correction of negative lanes before a rounding right shift is scaled by
-// [twice]: 1 where shifts are negative, 0 where they are all 0 (one rounding,
-// Rounding::kSingle), at no cost in instructions.
-#define DTMM_REQUANTIZE_STORE_NEXT      \
-  "   vmov    d0, %[a0], %[a1]\n"       \
-  "   vmov    d1, %[a2], %[a3]\n"       \
-  "   ldrd    %[t], %[x], [%[h]], #8\n" \
-  "   vqrdmulh.s32 q0, q0, %[t]\n"      \
-  "   vshr.s32 q1, q0, #31\n"           \
-  "   vmla.s32 q0, q1, %[twice]\n"      \
-  "   vrshl.s32 q0, %[x]\n"             \
-  "   vadd.i32 q0, q0, %q[off]\n"       \
-  "   vmax.s32 q0, q0, %q[lo]\n"        \
-  "   vmin.s32 q0, q0, %q[hi]\n"        \
-  "   vstrb.32 q0, [%[o], %q[offs]]\n"  \
-  "   cmp     %[h], %[end]\n"           \
+// Four sums in q0 to bytes (the requantization of requantize_lanes with a
+// shift of at most 0: multiplier in register MULT, shift in SHIFT) and their
+// scatter store at [o] + offs; q1 is clobbered. The correction of negative
+// lanes before a rounding right shift is scaled by [twice]: 1 where shifts
+// are negative, 0 where they are all 0 (one rounding, Rounding::kSingle), at
+// no cost in instructions. Both Helium convolution drivers use it.
+// clang-format off
+#define DTMM_REQUANTIZE_Q0_STORE(MULT, SHIFT) \
+  "   vqrdmulh.s32 q0, q0, %[" MULT "]\n"     \
+  "   vshr.s32 q1, q0, #31\n"                 \
+  "   vmla.s32 q0, q1, %[twice]\n"            \
+  "   vrshl.s32 q0, %[" SHIFT "]\n"           \
+  "   vadd.i32 q0, q0, %q[off]\n"             \
+  "   vmax.s32 q0, q0, %q[lo]\n"              \
+  "   vmin.s32 q0, q0, %q[hi]\n"              \
+  "   vstrb.32 q0, [%[o], %q[offs]]\n"
+// clang-format on
+
+// Sums of a filter to bytes, then the store and the filter loop's end.
+// clang-format off
+#define DTMM_REQUANTIZE_STORE_NEXT        \
+  "   vmov    d0, %[a0], %[a1]\n"         \
+  "   vmov    d1, %[a2], %[a3]\n"         \
+  "   ldrd    %[t], %[x], [%[h]], #8\n"   \
+  DTMM_REQUANTIZE_Q0_STORE("t", "x")      \
+  "   cmp     %[h], %[end]\n"             \
   "   bne     0b\n"
+// clang-format on
 
 // Byte offsets of the group's four outputs of one channel: `out_channels`
 // apart, spare lanes (past `lanes`) on the last real one, whose value they

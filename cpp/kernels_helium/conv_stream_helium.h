@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "../runtime/src/kernels/conv_runs.h"
+#include "conv_runs_helium.h"
 
 namespace dtmm {
 namespace helium {
@@ -158,22 +159,17 @@ inline void fill_strip(const RunConv& c, const Strip& s, const int8_t* image, in
 // One block against the four pixels of a group: four loads from its plane
 // pointer P, which so advances a group, and four dot products with the
 // weights W. OP is vmladav for a filter's first block, else vmladava.
-#define DTMM_STREAM_BLOCK(OP, P, W) \
-  "   vldrb.8 q4, [%[" P            \
-  "]], #16\n"                       \
-  "   " OP ".s8 %[a0], q4, %q[" W   \
-  "]\n"                             \
-  "   vldrb.8 q4, [%[" P            \
-  "]], #16\n"                       \
-  "   " OP ".s8 %[a1], q4, %q[" W   \
-  "]\n"                             \
-  "   vldrb.8 q4, [%[" P            \
-  "]], #16\n"                       \
-  "   " OP ".s8 %[a2], q4, %q[" W   \
-  "]\n"                             \
-  "   vldrb.8 q4, [%[" P            \
-  "]], #16\n"                       \
+// clang-format off
+#define DTMM_STREAM_BLOCK(OP, P, W)         \
+  "   vldrb.8 q4, [%[" P "]], #16\n"        \
+  "   " OP ".s8 %[a0], q4, %q[" W "]\n"     \
+  "   vldrb.8 q4, [%[" P "]], #16\n"        \
+  "   " OP ".s8 %[a1], q4, %q[" W "]\n"     \
+  "   vldrb.8 q4, [%[" P "]], #16\n"        \
+  "   " OP ".s8 %[a2], q4, %q[" W "]\n"     \
+  "   vldrb.8 q4, [%[" P "]], #16\n"        \
   "   " OP ".s8 %[a3], q4, %q[" W "]\n"
+// clang-format on
 // The row loop around the group loop: `rn` holds the groups of a row in its
 // low half and the rows left after this one in its high half (one register
 // for both).
@@ -206,11 +202,9 @@ struct Segment {
   int32_t loops, bump;
 };
 
-// A filter's first kBlocks (1, 2 or 4) blocks (weights at w, which advances
+// A filter's first kBlocks (1 to 4) blocks (weights at w, which advances
 // past them; plane pointers p) against the segment: the sums of their
-// products, written to `sums`. Three blocks go as four with zero weights in
-// the fourth (`blocks` 3), which costs 8 instructions a group and spares
-// the code of a variant.
+// products, written to `sums`.
 template <int kBlocks>
 __attribute__((always_inline)) inline void stream_first(const int8_t*& w, const int8_t* const* p,
                                                         int32_t* sums, const Segment& g) {
@@ -289,15 +283,7 @@ inline void requantize_sums(const RunConv& c, const FilterHead& h, const int32_t
   __asm__ volatile(
       "   wlstp.32 lr, %[n], 2f\n"
       "1: vldrw.32 q0, [%[s]], #16\n"
-      "   vadd.i32 q0, q0, %[bias]\n"
-      "   vqrdmulh.s32 q0, q0, %[mult]\n"
-      "   vshr.s32 q1, q0, #31\n"
-      "   vmla.s32 q0, q1, %[twice]\n"
-      "   vrshl.s32 q0, %[shift]\n"
-      "   vadd.i32 q0, q0, %q[off]\n"
-      "   vmax.s32 q0, q0, %q[lo]\n"
-      "   vmin.s32 q0, q0, %q[hi]\n"
-      "   vstrb.32 q0, [%[o], %q[offs]]\n"
+      "   vadd.i32 q0, q0, %[bias]\n" DTMM_REQUANTIZE_Q0_STORE("mult", "shift")
       "   add     %[o], %[o], %[next]\n"
       "   letp    lr, 1b\n"
       "2:\n"
@@ -308,6 +294,8 @@ inline void requantize_sums(const RunConv& c, const FilterHead& h, const int32_t
         [off] "w"(vdupq_n_s32(c.output_offset))
       : "q0", "q1", "lr", "memory");
 }
+
+#undef DTMM_REQUANTIZE_Q0_STORE
 
 // Whether stream_rows serves c: whole blocks, every shift negative or every
 // one 0, and a strip of at least one group within kStripBytes.

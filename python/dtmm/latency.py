@@ -115,6 +115,7 @@ class LayerShape:
 
     @property
     def stride(self) -> int:
+        """The (square) stride that in_elements implies for the output."""
         return max(
             1, round(np.sqrt(self.in_elements / max(self.out_h * self.out_w * self.c_in, 1)))
         )
@@ -391,7 +392,7 @@ def random_layer(kind: str, shape: LayerShape, density: float, rng: np.random.Ge
     of their filterlets (blocks), for measuring kernels (with ``shape.left_shift``,
     a conv whose requantization shifts some channels left)."""
     oh, ow, ci, co, kh, kw = shape.out_h, shape.out_w, shape.c_in, shape.c_out, shape.kh, shape.kw
-    stride = max(1, round(np.sqrt(shape.in_elements / max(oh * ow * ci, 1))))
+    stride = shape.stride
     h, w = oh * stride, ow * stride
     x = _quantized("x", (1, h, w, ci), 0.05, -5)
     tensors = {"x": x}
