@@ -151,8 +151,11 @@ def test_random_softmax_on_m55(case):
 # density from dense to fully pruned, 7x7 windows (masks decoded bit by bit),
 # windows over 1 KB (the reference loop on the M55), and more than 64 filters
 # (two chunks, each with its own row of emptied filters' constant outputs,
-# one whole vector and a partial one), and windows of at most 16 bytes (one
-# predicated weight vector per filter) or 32 (two, the second predicated).
+# one whole vector and a partial one), windows of at most 16 bytes (one
+# predicated weight vector per filter) or 32 (two, the second predicated),
+# and block lists (the row loop's sparse filters) of more than four blocks
+# per tap (C_in 80), over more than 24 taps (7x7: the mask read in slices)
+# and too long for 64 filters to share the run table (chunks of 35 and 26).
 RUN_CONV_CASES = [
     # (out_h, out_w, c_in, c_out, k, stride)
     (5, 7, 3, 8, 3, 1),
@@ -175,6 +178,9 @@ RUN_CONV_CASES = [
     (3, 6, 16, 8, 5, 2),
     (3, 4, 16, 8, 3, 3),
     (5, 7, 32, 8, 1, 2),
+    (2, 4, 80, 6, 3, 1),
+    (2, 4, 64, 40, 3, 1),
+    (3, 4, 16, 30, 7, 1),
 ]
 
 

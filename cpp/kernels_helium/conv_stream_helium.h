@@ -202,18 +202,20 @@ struct Segment {
   int32_t loops, bump;
 };
 
-// A filter's first kBlocks (1 to 4) blocks (weights at w, which advances
-// past them; plane pointers p) against the segment: the sums of their
-// products, written to `sums`.
+// A filter's first kBlocks (1 to 4) blocks (weights at w, block indices at
+// b, which advance past them; `at` the blocks' plane pointers) against the
+// segment: the sums of their products, written to `sums`.
 template <int kBlocks>
-__attribute__((always_inline)) inline void stream_first(const int8_t*& w, const int8_t* const* p,
-                                                        int32_t* sums, const Segment& g) {
-  const int8_t *p0 = p[0], *p1 = p[kBlocks > 1], *p2 = p[kBlocks > 2 ? 2 : 0],
-               *p3 = p[kBlocks > 3 ? 3 : 0];
+__attribute__((always_inline)) inline void stream_first(const int8_t*& w, const uint8_t*& b,
+                                                        const int8_t* const* at, int32_t* sums,
+                                                        const Segment& g) {
+  const int8_t *p0 = at[b[0]], *p1 = at[b[kBlocks > 1]], *p2 = at[b[kBlocks > 2 ? 2 : 0]],
+               *p3 = at[b[kBlocks > 3 ? 3 : 0]];
   const int8x16_t w0 = vldrbq_s8(w), w1 = vldrbq_s8(w + (kBlocks > 1 ? 16 : 0)),
                   w2 = vldrbq_s8(w + (kBlocks > 2 ? 32 : 0)),
                   w3 = vldrbq_s8(w + (kBlocks > 3 ? 48 : 0));
   w += 16 * kBlocks;
+  b += kBlocks;
   int32_t rn = g.loops, a0, a1, a2, a3;
   if constexpr (kBlocks == 1) {
     DTMM_STREAM_PASS(DTMM_STREAM_LOOP DTMM_STREAM_BLOCK("vmladav", "p0", "w0")
@@ -238,12 +240,14 @@ __attribute__((always_inline)) inline void stream_first(const int8_t*& w, const 
 }
 
 // Four more blocks of the filter, added to the sums.
-__attribute__((always_inline)) inline void stream_more(const int8_t*& w, const int8_t* const* p,
-                                                       int32_t* sums, const Segment& g) {
-  const int8_t *p0 = p[0], *p1 = p[1], *p2 = p[2], *p3 = p[3];
+__attribute__((always_inline)) inline void stream_more(const int8_t*& w, const uint8_t*& b,
+                                                       const int8_t* const* at, int32_t* sums,
+                                                       const Segment& g) {
+  const int8_t *p0 = at[b[0]], *p1 = at[b[1]], *p2 = at[b[2]], *p3 = at[b[3]];
   const int8x16_t w0 = vldrbq_s8(w), w1 = vldrbq_s8(w + 16), w2 = vldrbq_s8(w + 32),
                   w3 = vldrbq_s8(w + 48);
   w += 64;
+  b += 4;
   int32_t rn = g.loops, a0, a1, a2, a3;
   DTMM_STREAM_PASS(DTMM_STREAM_LOOP
                    "   ldrd    %[a0], %[a1], [%[s]]\n"
@@ -261,17 +265,18 @@ __attribute__((always_inline)) inline void stream_more(const int8_t*& w, const i
 #undef DTMM_STREAM_NEXT_ROW
 #undef DTMM_STREAM_PASS
 
-// All k (> 0) blocks of a filter: the odd ones first, then four at a time.
-inline void stream_filter(const int8_t*& w, const int8_t* const* p, int32_t k, int32_t* sums,
-                          const Segment& g) {
-  const int32_t first = (k - 1) % 4 + 1;
-  switch (first) {
-    case 1: stream_first<1>(w, p, sums, g); break;
-    case 2: stream_first<2>(w, p, sums, g); break;
-    case 3: stream_first<3>(w, p, sums, g); break;
-    default: stream_first<4>(w, p, sums, g); break;
+// A filter's k (> 0) blocks, listed at b: the odd ones first, then four at a
+// time.
+__attribute__((always_inline)) inline void stream_filter(const int8_t*& w, const uint8_t* b,
+                                                         int32_t k, const int8_t* const* at,
+                                                         int32_t* sums, const Segment& g) {
+  switch ((k - 1) % 4 + 1) {
+    case 1: stream_first<1>(w, b, at, sums, g); break;
+    case 2: stream_first<2>(w, b, at, sums, g); break;
+    case 3: stream_first<3>(w, b, at, sums, g); break;
+    default: stream_first<4>(w, b, at, sums, g); break;
   }
-  for (p += first, k -= first; k > 0; p += 4, k -= 4) stream_more(w, p, sums, g);
+  for (k = (k - 1) / 4; k > 0; --k) stream_more(w, b, at, sums, g);
 }
 
 // n sums of c's filter with head h to output bytes at out (its channel of
@@ -303,26 +308,24 @@ inline bool streams(const RunConv& c) {
   return c.ic % 16 == 0 && c.shifts.right && strip_shape(c).groups > 0;
 }
 
-// The convolution of c's filters (runs in 16-byte blocks of the window),
-// segment by segment. A filter's runs are gathered by an inline loop: GCC
-// would call memcpy for each (a run is a block or three, the call costs
-// tens of instructions).
-__attribute__((optimize("no-tree-loop-distribute-patterns"))) inline void stream_rows(
-    const RunConv& c) {
+// The convolution of c's filters (dense, or as block lists: RunConv::blocks),
+// segment by segment.
+inline void stream_rows(const RunConv& c) {
   const Strip shape = strip_shape(c);
   const int32_t per_tap = c.ic >> 4, blocks = c.kh * c.kw * per_tap;
   const int32_t phases = shape.planes / per_tap;
   alignas(16) int8_t strip[kStripBytes + 48];
   alignas(16) int32_t sums[4 * kStreamGroups];
   // Where each window block of a segment's first pixel lies in the strip,
-  // and a filter's blocks when they are not one run of these.
+  // and a dense filter's block list.
   const int8_t* at[kStreamBlocks];
-  const int8_t* ptr[kStreamBlocks];
+  uint8_t every[kStreamBlocks];
   const int32_t plane_bytes = shape.plane_bytes();
   for (int32_t b = 0; b < blocks; ++b) {
     const int32_t tap = b / per_tap, ky = tap / c.kw, kx = tap % c.kw;
     const int32_t plane = b % per_tap * phases + kx % c.stride_w;
     at[b] = strip + plane * plane_bytes + 16 * (ky * shape.entries + kx / c.stride_w);
+    every[b] = static_cast<uint8_t>(b);
   }
   for (int32_t b = 0; b < c.batches; ++b) {
     const int8_t* image = c.input + static_cast<ptrdiff_t>(b) * c.ih * c.iw * c.ic;
@@ -346,25 +349,13 @@ __attribute__((optimize("no-tree-loop-distribute-patterns"))) inline void stream
         if (c.filters == 0) continue;
         fill_strip(c, shape, image, oy * c.stride_h - c.pad_h, x * c.stride_w - c.pad_w, strip);
         const int8_t* w = c.values;
-        const ConvRun* run = c.runs;
+        const uint8_t* list = c.blocks;
         int32_t oc = c.oc_begin - 1;
         for (const FilterHead* h = c.heads; h < c.heads + c.filters; ++h) {
           oc += h->step;
-          // A dense filter's blocks are all of at, a single run's some of
-          // them in a row; other filters' are gathered into ptr.
-          const int8_t* const* p = at;
-          int32_t k = blocks;
-          if (!c.dense && h->runs == 1) {
-            p = at + run->offset;
-            k = run++->length;
-          } else if (!c.dense) {
-            p = ptr;
-            k = 0;
-            for (int32_t i = h->runs; i > 0; --i, ++run) {
-              for (int32_t j = run->offset; j < run->offset + run->length; ++j) ptr[k++] = at[j];
-            }
-          }
-          stream_filter(w, p, k, sums, seg);
+          const int32_t k = c.dense ? blocks : h->runs;
+          stream_filter(w, c.dense ? every : list, k, at, sums, seg);
+          list += k;
           // The sums of a row fill whole groups: when its outputs do not,
           // each row is requantized apart.
           for (int32_t done = 0, r = 0; done < pixels; done += per_call, ++r)

@@ -77,13 +77,18 @@ FEATURES.update(
     {
         "CONV_2D/rows": _ROWS_FEATURES,
         "CONV_2D_1x1/rows": _ROWS_FEATURES,
-        "CONV_2D_FWCS/rows": _ROWS_FEATURES + ("segment_blocks", "constant_pixels", "mask_bits"),
+        "CONV_2D_FWCS/rows": _ROWS_FEATURES
+        + ("segment_blocks", "kept_blocks", "constant_pixels", "mask_bits"),
         "CONV_2D_FWCS_1x1/rows": _ROWS_FEATURES + ("constant_pixels",),
     }
 )
 ELEMENTWISE_FEATURES = ("one", "elements", "in_elements")
 # Filters per device convolution call (kRunConvChunk in conv_runs.h).
 FILTER_CHUNK = 64
+# Bytes of the FWCS run table (kMaxRuns runs of 4 bytes, less the 3 that
+# filter_blocks may write past the last list): a sparse chunk's block lists
+# must fit in it, so long windows take smaller chunks.
+_BLOCK_LIST_BYTES = 5 * FILTER_CHUNK * 4 - 3
 # The row loop's strip and segment limits (kStripBytes, kStreamGroups).
 _STRIP_BYTES = 4096
 _STREAM_GROUPS = 64
@@ -150,7 +155,11 @@ class LayerShape:
     def _rows_values(self, live: float) -> dict[str, float]:
         planes, pitch, reach, groups, rows, flat = self._strip()
         vec = self.c_in // 16
-        chunks = -(-self.c_out // FILTER_CHUNK)
+        chunk = FILTER_CHUNK
+        window_blocks = self.kh * self.kw * vec
+        if self.kind == "CONV_2D_FWCS" and window_blocks * chunk > _BLOCK_LIST_BYTES:
+            chunk = _BLOCK_LIST_BYTES // window_blocks
+        chunks = -(-self.c_out // chunk)
         if self.kind.startswith("CONV_2D_FWCS"):
             blocks = self.kept * vec
             passes = self.passes
@@ -176,6 +185,7 @@ class LayerShape:
             "segment_passes": segments * passes,
             "strip_entries": strip * chunks,
             "segment_blocks": segments * blocks,
+            "kept_blocks": blocks,
         }
 
     def features(self) -> np.ndarray:

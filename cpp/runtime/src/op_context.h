@@ -24,8 +24,9 @@ inline uint8_t* tensor_data(const dtmm_model& m, const dtmm_tensor_record& t) {
 }
 
 // True when [offset, offset + size) lies inside [0, limit) and offset is aligned.
+// align: a power of two (a mask, not a 64-bit division, on the device).
 inline bool range_ok(uint64_t offset, uint64_t size, uint64_t limit, uint32_t align = 1) {
-  return offset <= limit && size <= limit - offset && offset % align == 0;
+  return offset <= limit && size <= limit - offset && (offset & (align - 1)) == 0;
 }
 
 struct OpContext {
@@ -63,9 +64,11 @@ struct OpContext {
   }
 };
 
-inline uint64_t num_elements(const dtmm_tensor_record& t) {
-  uint64_t n = 1;
-  for (uint32_t i = 0; i < t.rank; ++i) n *= static_cast<uint64_t>(t.dims[i]);
+// Of a tensor that check_tensor (loader.cc) passed, which bounds it by
+// UINT32_MAX: 32-bit, so the kernels' divisions by it need no 64-bit helper.
+inline uint32_t num_elements(const dtmm_tensor_record& t) {
+  uint32_t n = 1;
+  for (uint32_t i = 0; i < t.rank; ++i) n *= static_cast<uint32_t>(t.dims[i]);
   return n;
 }
 

@@ -2,6 +2,8 @@
 // kept filterlets are visited; each is a C_in-long dot product with the input
 // pixel under its tap. Same semantics and bits as CONV_2D on the same weights
 // with the pruned filterlets stored as zeros.
+#include <string.h>
+
 #include "../fixedpoint.h"
 #include "conv_planar.h"
 #include "conv_runs.h"
@@ -92,18 +94,16 @@ static uint32_t mask_bits(const uint8_t* mask, uint32_t bit, int32_t n) {
 // Appends the runs of one filter's taps to runs[n...]. Up to 5x5 taps, each
 // stretch of set bits is found with count-trailing-zeros (the bitwise decode
 // was a twentieth of a sparse 3x3 layer's instructions on the M55); larger
-// windows go bit by bit. Offsets and lengths count `unit` bytes (1, or 16
-// where runs_in_blocks). Returns the new n and advances `values` past the
-// kept taps.
+// windows go bit by bit. Offsets and lengths count bytes. Returns the new n
+// and advances `values` past the kept taps.
 static int32_t filter_runs(const uint8_t* mask, uint32_t bit, int32_t taps, int32_t ic,
-                           int32_t unit, ConvRun* runs, int32_t n, const int8_t*& values) {
-  const int32_t tap = ic / unit;
+                           ConvRun* runs, int32_t n, const int8_t*& values) {
   if (taps <= 25) {
     for (uint32_t m = mask_bits(mask, bit, taps); m != 0;) {
       const int32_t start = __builtin_ctz(m);
       const int32_t len = __builtin_ctz(~(m >> start));
       m &= m + (m & (0u - m));  // clears the lowest run of set bits
-      runs[n++] = ConvRun{static_cast<uint16_t>(start * tap), static_cast<uint16_t>(len * tap)};
+      runs[n++] = ConvRun{static_cast<uint16_t>(start * ic), static_cast<uint16_t>(len * ic)};
       values += len * ic;
     }
   } else {
@@ -111,9 +111,9 @@ static int32_t filter_runs(const uint8_t* mask, uint32_t bit, int32_t taps, int3
     for (int32_t t = 0; t < taps; ++t, ++bit) {
       const bool kept = (mask[bit >> 3] >> (bit & 7)) & 1u;
       if (kept && extend) {
-        runs[n - 1].length = static_cast<uint16_t>(runs[n - 1].length + tap);
+        runs[n - 1].length = static_cast<uint16_t>(runs[n - 1].length + ic);
       } else if (kept) {
-        runs[n++] = ConvRun{static_cast<uint16_t>(t * tap), static_cast<uint16_t>(tap)};
+        runs[n++] = ConvRun{static_cast<uint16_t>(t * ic), static_cast<uint16_t>(ic)};
       }
       if (kept) values += ic;
       extend = kept;
@@ -122,20 +122,53 @@ static int32_t filter_runs(const uint8_t* mask, uint32_t bit, int32_t taps, int3
   return n;
 }
 
-static bool fwcs_runs(const OpContext& ctx) {
+// Appends the indices of one filter's kept 16-byte blocks (per_tap of each
+// kept tap) to blocks[n...], for the Helium row loop, which would otherwise
+// expand runs into blocks at every segment. Kept taps are found 24 at a time
+// with count-trailing-zeros; a tap's indices are written four to a word (up
+// to 3 bytes past the last are written too). Returns the new n and advances
+// `values` past the kept taps.
+static int32_t filter_blocks(const uint8_t* mask, uint32_t bit, int32_t taps, int32_t per_tap,
+                             uint8_t* blocks, int32_t n, const int8_t*& values) {
+  for (int32_t base = 0; base < taps; base += 24) {
+    for (uint32_t m = mask_bits(mask, bit + base, taps - base < 24 ? taps - base : 24); m != 0;
+         m &= m - 1) {
+      uint32_t word = static_cast<uint32_t>((base + __builtin_ctz(m)) * per_tap) * 0x01010101u +
+                      0x03020100u;  // little-endian: indices b, b + 1, b + 2, b + 3
+      memcpy(blocks + n, &word, 4);
+      for (int32_t v = 4; v < per_tap; v += 4) {
+        word += 0x04040404u;
+        memcpy(blocks + n + v, &word, 4);
+      }
+      n += per_tap;
+      values += 16 * per_tap;
+    }
+  }
+  return n;
+}
+
+// Not vectorized: filter_blocks's few words per tap would pay a vector loop's
+// set-up each.
+__attribute__((optimize("no-tree-vectorize"))) static bool fwcs_runs(const OpContext& ctx) {
   const auto& p = ctx.p<dtmm_fwcs_conv_params>();
   const int32_t kh = p.kernel_h, kw = p.kernel_w, taps = kh * kw, ic = p.in_channels;
   const int32_t oc_count = p.out_channels;
   const int32_t most_runs = (taps + 1) / 2;  // of one filter: kept and pruned taps alternate
   if (!conv_runs_fits(kh, kw, ic, p.conv.pad_h, p.conv.pad_w) || most_runs > kMaxRuns) return false;
-  const int32_t chunk = kMaxRuns / most_runs < kRunConvChunk ? kMaxRuns / most_runs : kRunConvChunk;
+  int32_t chunk = kMaxRuns / most_runs < kRunConvChunk ? kMaxRuns / most_runs : kRunConvChunk;
+  // Block lists share the run table: a chunk's filters must fit in it whole,
+  // with the 3 bytes filter_blocks may write past them.
+  ConvRun runs[kMaxRuns];
+  const int32_t window_blocks = taps * ic / 16, room = static_cast<int32_t>(sizeof(runs)) - 3;
+  if (ic % 16 == 0 && taps > 1 && window_blocks * chunk > room) chunk = room / window_blocks;
   RunConv c = run_conv_for(ctx, p.conv, kh, kw, oc_count);
   const int8_t* values = ctx.in_data<int8_t>(1);
   const uint8_t* mask = ctx.in_data<uint8_t>(2);
-  ConvRun runs[kMaxRuns];
   FilterHead heads[kRunConvChunk];
   int8_t constants[kRunConvChunk];
   c.runs = runs;
+  uint8_t* const blocks = reinterpret_cast<uint8_t*>(runs);
+  c.blocks = blocks;
   // A 1x1 filter is whole or empty: the dense loop serves it with the one
   // run {0, C_in}, and its mask bit is all there is to decode.
   c.dense = taps == 1;
@@ -145,7 +178,7 @@ static bool fwcs_runs(const OpContext& ctx) {
     HeadBuilder builder(c, begin, oc_count - begin < chunk ? oc_count : begin + chunk, heads,
                         constants);
     c.values = values;
-    const int32_t unit = runs_in_blocks(c) ? 16 : 1;
+    const bool by_block = reads_block_lists(c);
     int32_t n = 0;
     for (int32_t oc = begin; oc < c.oc_end; ++oc, bit += static_cast<uint32_t>(taps)) {
       if (c.dense) {
@@ -155,7 +188,8 @@ static bool fwcs_runs(const OpContext& ctx) {
         continue;
       }
       const int32_t first = n;
-      n = filter_runs(mask, bit, taps, ic, unit, runs, n, values);
+      n = by_block ? filter_blocks(mask, bit, taps, ic / 16, blocks, n, values)
+                   : filter_runs(mask, bit, taps, ic, runs, n, values);
       builder.add(oc, n - first);
     }
     conv_runs(c);

@@ -249,7 +249,7 @@ void run_groups(const RunConv& c) {
 
 }  // namespace
 
-bool runs_in_blocks(const RunConv& c) {
+bool reads_block_lists(const RunConv& c) {
 #if defined(__ARM_FEATURE_MVE)
   return helium::streams(c);
 #else

@@ -26,8 +26,8 @@
 namespace dtmm {
 
 struct ConvRun {
-  uint16_t offset;  // first window byte (first 16-byte block where runs_in_blocks)
-  uint16_t length;  // bytes (16-byte blocks where runs_in_blocks)
+  uint16_t offset;  // first window byte
+  uint16_t length;  // bytes
 };
 
 // What the inner loop needs of one filter with runs, read with two LDRDs.
@@ -37,7 +37,8 @@ struct FilterHead {
   int32_t bias;   // folded bias (bias + input_offset * weight sum)
   uint16_t step;  // output channels from the previous head's (from
                   // oc_begin - 1 for the first)
-  uint16_t runs;  // runs of this filter (1 for a dense filter)
+  uint16_t runs;  // runs of this filter (1 for a dense filter); its kept
+                  // 16-byte blocks where reads_block_lists
   int32_t multiplier;
   int32_t shift;
 };
@@ -58,6 +59,9 @@ struct RunConv {
   const int8_t* values;
   const ConvRun* runs;      // the runs of those filters, filter by filter,
   bool dense;               // or (dense) runs[0] alone, for every filter
+  const uint8_t* blocks;    // where reads_block_lists (and not dense), instead of
+                            // runs: each filter's kept 16-byte blocks of the
+                            // window, as block indices, filter by filter
   const FilterHead* heads;  // of those filters with runs (at most kRunConvChunk)
   int32_t filters;          // heads
   const int8_t* constants;  // if not null, oc_end - oc_begin bytes that hold
@@ -85,9 +89,9 @@ bool conv_runs_fits(int32_t kh, int32_t kw, int32_t ic, int32_t pad_h, int32_t p
 void conv_runs(const RunConv& c);
 
 // Whether conv_runs(c) takes the Helium row loop (conv_stream_helium.h),
-// which counts its runs' offsets and lengths in 16-byte blocks (c's chunk
-// must be set: HeadBuilder).
-bool runs_in_blocks(const RunConv& c);
+// which reads a sparse filter's weights as a list of 16-byte blocks
+// (RunConv::blocks) instead of runs (c's chunk must be set: HeadBuilder).
+bool reads_block_lists(const RunConv& c);
 
 // A RunConv for all `oc_count` filters of a conv op (input 0, output 0,
 // kh x kw filters); the caller sets values and runs, and per chunk of at

@@ -21,7 +21,8 @@ dtmm_status validate_fully_connected_block(const OpContext& ctx) {
   if (s != DTMM_OK) return s;
   // Pruned weights must contribute nothing: symmetric weights (TFLite's int8 rule).
   if (p.block < 1 || p.block > 4096 || p.fc.filter_offset != 0) return DTMM_ERR_BAD_PARAMS;
-  const int64_t per_row = (int64_t{p.depth} + p.block - 1) / p.block;
+  // depth (check_fc_geometry) and block are small: 32-bit.
+  const uint32_t per_row = (static_cast<uint32_t>(p.depth) + p.block - 1) / p.block;
   return check_masked_values(
       ctx, 1, 2, static_cast<uint64_t>(per_row) * static_cast<uint32_t>(p.units), p.block);
 }

@@ -23,7 +23,7 @@ dtmm_status validate_mean(const OpContext& ctx) {
   if (!is_int8(in) || !is_int8(out) || p.axis_mask == 0 || (p.axis_mask >> in.rank) != 0)
     return DTMM_ERR_BAD_PARAMS;
   const uint64_t n = reduced_count(in, p.axis_mask);
-  if (n == 0 || n > kMaxReduced || num_elements(out) * n != num_elements(in))
+  if (n == 0 || n > kMaxReduced || uint64_t{num_elements(out)} * n != num_elements(in))
     return DTMM_ERR_BAD_PARAMS;
   if (!valid_zero_point(p.input_zero_point) || !valid_zero_point(p.output_zero_point) ||
       !valid_multiplier(p.multiplier) || !valid_shift(p.shift))
@@ -53,7 +53,7 @@ void eval_mean(const OpContext& ctx) {
     stride *= in.dims[d];
   }
   const int64_t n = static_cast<int64_t>(reduced_count(in, p.axis_mask));
-  const int64_t outputs = static_cast<int64_t>(num_elements(in)) / n;
+  const int64_t outputs = num_elements(in) / static_cast<uint32_t>(n);
   int64_t kidx[DTMM_MAX_RANK] = {0};
   int64_t base = 0;
   for (int64_t o = 0; o < outputs; ++o) {

@@ -36,7 +36,7 @@ void eval_pad(const OpContext& ctx) {
     s *= out.dims[d];
   }
   const int64_t row = in.dims[rank - 1];
-  const int64_t rows = row == 0 ? 0 : static_cast<int64_t>(num_elements(in)) / row;
+  const int64_t rows = row == 0 ? 0 : num_elements(in) / static_cast<uint32_t>(row);
   int64_t idx[DTMM_MAX_RANK] = {0};
   for (int64_t r = 0; r < rows; ++r) {
     int64_t o = p.before[rank - 1];

@@ -32,7 +32,7 @@ void eval_softmax(const OpContext& ctx) {
   const int8_t* x = ctx.in_data<int8_t>(0);
   int8_t* y = ctx.out_data<int8_t>();
   const int32_t depth = in.dims[in.rank - 1];
-  const int64_t rows = static_cast<int64_t>(num_elements(in)) / depth;
+  const int64_t rows = num_elements(in) / static_cast<uint32_t>(depth);
   for (int64_t r = 0; r < rows; ++r) {
     const int8_t* row = x + r * depth;
     int8_t* out = y + r * depth;
