@@ -251,6 +251,55 @@ def test_device_single_rounding(case):
                 )
 
 
+@pytest.mark.parametrize(
+    "case",
+    [c for c in test_rounding.LAYERS if c[0] == "CONV_2D"],
+    ids=lambda c: "x".join(map(str, c[1:])),
+)
+def test_device_mixed_shifts(case):
+    """An ONNX import's layer whose channels mix the single-rounding encoding
+    (shift 0, scales of at least 2^-11) with TFLite's (a negative shift, kept
+    below 2^-11): the M55's assembly loops correct the negative lanes filter
+    by filter. Every other channel's scale is 2^-12 (multiplier 2^30, shift
+    -11) and, where the input is its zero point (the left half), its sum is
+    its bias, set so that those outputs are negative exact halves: the one
+    place where the two encodings' roundings part."""
+    from dtmm import latency
+
+    _, oh, ow, ci, co, k, stride = case
+    rng = np.random.default_rng(sum(case[1:]))
+    tiny = np.arange(co) % 2 == 0
+    for density in (1.0, 0.5):
+        shape = latency.LayerShape("CONV_2D", oh * ow * ci * stride * stride, oh, ow, ci, co, k, k)
+        model = latency.random_layer("CONV_2D", shape, density, rng)
+        model.ops[0].options["activation"] = "NONE"
+        model.rounding = "onnx"
+        t = model.tensors
+        for name in ("x", "y"):
+            t[name].scale = np.array([1.0], np.float32)
+            t[name].zero_point = np.array([0])
+        t["w"].scale = np.where(tiny, 2.0**-12, 2.0**-8).astype(np.float32)
+        kept = t["w"].data != 0
+        t["w"].data = (rng.integers(-15, 16, kept.shape) * kept).astype(np.int8)
+        ties = -2 * (1024 + 2048 * (np.arange(co) % 4))
+        t["b"].data = np.where(tiny, ties, 0).astype(np.int32)
+        x = rng.integers(-128, 128, t["x"].shape).astype(np.int8)
+        x[:, :, : x.shape[2] // 2] = 0
+        for sparse in ("never", "always"):
+            blob = dtmm.compile(model, sparse=sparse)
+            host = dtmm.Runtime(blob).run(x)
+            # bias / 2^12 = -j - 0.5, which TFLite rounds away from zero
+            np.testing.assert_array_equal(
+                host[:, :, 0, tiny], np.broadcast_to(ties[tiny] // 4096, (1, oh, tiny.sum()))
+            )
+            assert np.ptp(host[..., ~tiny].astype(int)) > 20
+            for target in TARGETS:
+                got = device.run(blob, x, target).outputs[0]
+                np.testing.assert_array_equal(
+                    got, host, err_msg=f"{target} density={density} sparse={sparse}"
+                )
+
+
 # Depthwise on the M55: depth below 4, a multiple of 4, of 16, stride 2,
 # borders on every side.
 DEPTHWISE_CASES = [(5, 7, 3, 3, 1), (4, 6, 8, 3, 2), (6, 5, 16, 3, 1), (3, 4, 48, 5, 2)]

@@ -115,8 +115,8 @@ __attribute__((always_inline)) inline void mac_side_by_side(const int8_t*& w, co
 // MVE two-lane VMOV would do as well, but QEMU puts its first register in
 // the lower lane while LLVM's code for building a vector names the upper
 // lane's value first (vmov q0[2], q0[0], r2, r0): one of them is not what
-// silicon does, and no test under QEMU can tell which. The shifts must be
-// all negative or all 0 (c.shifts.right). The loop runs at least once:
+// silicon does, and no test under QEMU can tell which. No shift may be
+// positive (c.shifts.nonpositive). The loop runs at least once:
 // c.filters > 0.
 
 // A filter's head: its bias into the four sums, its output channel into o.
@@ -129,15 +129,16 @@ __attribute__((always_inline)) inline void mac_side_by_side(const int8_t*& w, co
 
 // Four sums in q0 to bytes (the requantization of requantize_lanes with a
 // shift of at most 0: multiplier in register MULT, shift in SHIFT) and their
-// scatter store at [o] + offs; q1 is clobbered. The correction of negative
-// lanes before a rounding right shift is scaled by [twice]: 1 where shifts
-// are negative, 0 where they are all 0 (one rounding, Rounding::kSingle), at
-// no cost in instructions. Both Helium convolution drivers use it.
+// scatter store at [o] + offs; q1 is clobbered. Register SIGN holds the
+// shift's sign (shift >> 31): a negative shift (TFLite's second rounding)
+// adds -1 to the negative lanes before the rounding right shift, a shift of
+// 0 (one rounding) nothing, so a layer may mix both. Both Helium
+// convolution drivers use it.
 // clang-format off
-#define DTMM_REQUANTIZE_Q0_STORE(MULT, SHIFT) \
+#define DTMM_REQUANTIZE_Q0_STORE(MULT, SHIFT, SIGN) \
   "   vqrdmulh.s32 q0, q0, %[" MULT "]\n"     \
-  "   vshr.s32 q1, q0, #31\n"                 \
-  "   vmla.s32 q0, q1, %[twice]\n"            \
+  "   vshr.u32 q1, q0, #31\n"                 \
+  "   vmla.s32 q0, q1, %[" SIGN "]\n"         \
   "   vrshl.s32 q0, %[" SHIFT "]\n"           \
   "   vadd.i32 q0, q0, %q[off]\n"             \
   "   vmax.s32 q0, q0, %q[lo]\n"              \
@@ -151,7 +152,8 @@ __attribute__((always_inline)) inline void mac_side_by_side(const int8_t*& w, co
   "   vmov    d0, %[a0], %[a1]\n"         \
   "   vmov    d1, %[a2], %[a3]\n"         \
   "   ldrd    %[t], %[x], [%[h]], #8\n"   \
-  DTMM_REQUANTIZE_Q0_STORE("t", "x")      \
+  "   asr     %[sign], %[x], #31\n"       \
+  DTMM_REQUANTIZE_Q0_STORE("t", "x", "sign") \
   "   cmp     %[h], %[end]\n"             \
   "   bne     0b\n"
 // clang-format on
@@ -197,13 +199,11 @@ __attribute__((noinline)) inline void store_constants(const RunConv& c, int32_t 
 struct FilterLoop {
   FilterLoop(const RunConv& c, int32_t lanes)
       : end(c.heads + c.filters),
-        twice(c.shifts.twice()),
         offs(output_offsets(c, lanes)),
         lo(vdupq_n_s32(c.act_min)),
         hi(vdupq_n_s32(c.act_max)),
         off(vdupq_n_s32(c.output_offset)) {}
   const FilterHead* end;
-  int32_t twice;  // 1: the shifts are negative (two roundings); 0: all 0
   uint32x4_t offs;
   int32x4_t lo, hi, off;
 };
@@ -218,8 +218,8 @@ __attribute__((always_inline)) inline uintptr_t output_address(const RunConv& c,
 // below 16, a 3x3 one with C_in 1), over side-by-side windows 16 bytes
 // apart: each filter is one weight load, predicated to the window so that
 // it reads no further and the patch bytes past each window meet zero
-// weights, and four VMLADAVA. The shifts must be all negative or all 0
-// (c.shifts.right).
+// weights, and four VMLADAVA. No shift may be positive
+// (c.shifts.nonpositive).
 inline void filters_small_window(const RunConv& c, const FilterLoop& l, const int8_t* patch,
                                  int8_t* out) {
   const int32_t n = c.kh * c.kw * c.ic;
@@ -227,7 +227,7 @@ inline void filters_small_window(const RunConv& c, const FilterLoop& l, const in
   const FilterHead* head = c.heads;
   uintptr_t o = output_address(c, out);
   const uint32_t window = vctp8q(static_cast<uint32_t>(n));
-  int32_t a0, a1, a2, a3, t;
+  int32_t a0, a1, a2, a3, t, sign;
   const int8_t* x;
   __asm__ volatile(
       "   vmsr    p0, %[window]\n" DTMM_FILTER_HEAD
@@ -242,10 +242,10 @@ inline void filters_small_window(const RunConv& c, const FilterLoop& l, const in
       "   vmladava.s8 %[a2], q3, q0\n"
       "   vldrb.8 q1, [%[p], #48]\n"
       "   vmladava.s8 %[a3], q1, q0\n" DTMM_REQUANTIZE_STORE_NEXT
-      : [w] "+r"(w), [h] "+r"(head), [o] "+r"(o), [t] "=&r"(t), [x] "=&r"(x), [a0] "=&Te"(a0),
-        [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
-      : [p] "r"(patch), [n] "r"(n), [end] "r"(l.end), [window] "r"(window), [twice] "r"(l.twice),
-        [offs] "w"(l.offs), [lo] "w"(l.lo), [hi] "w"(l.hi), [off] "w"(l.off)
+      : [w] "+r"(w), [h] "+r"(head), [o] "+r"(o), [t] "=&r"(t), [x] "=&r"(x), [sign] "=&r"(sign),
+        [a0] "=&Te"(a0), [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
+      : [p] "r"(patch), [n] "r"(n), [end] "r"(l.end), [window] "r"(window), [offs] "w"(l.offs),
+        [lo] "w"(l.lo), [hi] "w"(l.hi), [off] "w"(l.off)
       : "q0", "q1", "q2", "q3", "p0", "memory", "cc");
 }
 
@@ -259,7 +259,7 @@ inline void filters_pair_window(const RunConv& c, const FilterLoop& l, const int
   const FilterHead* head = c.heads;
   uintptr_t o = output_address(c, out);
   const uint32_t rest = vctp8q(static_cast<uint32_t>(n - 16));
-  int32_t a0, a1, a2, a3, t;
+  int32_t a0, a1, a2, a3, t, sign;
   const int8_t* x;
   __asm__ volatile(
       "   vmsr    p0, %[rest]\n" DTMM_FILTER_HEAD
@@ -283,10 +283,10 @@ inline void filters_pair_window(const RunConv& c, const FilterLoop& l, const int
       "   vmladava.s8 %[a3], q2, q0\n"
       "   vldrb.8 q3, [%[p], #112]\n"
       "   vmladava.s8 %[a3], q3, q1\n" DTMM_REQUANTIZE_STORE_NEXT
-      : [w] "+r"(w), [h] "+r"(head), [o] "+r"(o), [t] "=&r"(t), [x] "=&r"(x), [a0] "=&Te"(a0),
-        [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
-      : [p] "r"(patch), [n] "r"(n), [end] "r"(l.end), [rest] "r"(rest), [twice] "r"(l.twice),
-        [offs] "w"(l.offs), [lo] "w"(l.lo), [hi] "w"(l.hi), [off] "w"(l.off)
+      : [w] "+r"(w), [h] "+r"(head), [o] "+r"(o), [t] "=&r"(t), [x] "=&r"(x), [sign] "=&r"(sign),
+        [a0] "=&Te"(a0), [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3)
+      : [p] "r"(patch), [n] "r"(n), [end] "r"(l.end), [rest] "r"(rest), [offs] "w"(l.offs),
+        [lo] "w"(l.lo), [hi] "w"(l.hi), [off] "w"(l.off)
       : "q0", "q1", "q2", "q3", "p0", "memory", "cc");
 }
 
@@ -304,8 +304,8 @@ __attribute__((always_inline)) inline int32x4_t lanes_of(int32_t a0, int32_t a1,
 // Every filter of c with runs against the four side-by-side windows in
 // `patch` (`stride` bytes apart), in C++: the path for C_in that is not a
 // multiple of 16, and for layers with a left shift. kDense: each filter is
-// the one run runs[0] (a loop over one run cost the dense stem of an ONNX
-// import, whose shifts are mixed, a sixth more).
+// the one run runs[0] (a loop over that one run cost a dense stem a sixth
+// more).
 template <bool kDense>
 void filters_side_by_side(const RunConv& c, const int8_t* patch, int32_t stride, int32_t lanes,
                           int8_t* out) {

@@ -288,13 +288,13 @@ inline void requantize_sums(const RunConv& c, const FilterHead& h, const int32_t
   __asm__ volatile(
       "   wlstp.32 lr, %[n], 2f\n"
       "1: vldrw.32 q0, [%[s]], #16\n"
-      "   vadd.i32 q0, q0, %[bias]\n" DTMM_REQUANTIZE_Q0_STORE("mult", "shift")
+      "   vadd.i32 q0, q0, %[bias]\n" DTMM_REQUANTIZE_Q0_STORE("mult", "shift", "sign")
       "   add     %[o], %[o], %[next]\n"
       "   letp    lr, 1b\n"
       "2:\n"
       : [s] "+r"(sums), [o] "+r"(out)
       : [n] "r"(n), [bias] "r"(h.bias), [mult] "r"(h.multiplier), [shift] "r"(h.shift),
-        [twice] "r"(c.shifts.twice()), [next] "r"(4 * c.out_channels), [offs] "w"(offs),
+        [sign] "r"(h.shift >> 31), [next] "r"(4 * c.out_channels), [offs] "w"(offs),
         [lo] "w"(vdupq_n_s32(c.act_min)), [hi] "w"(vdupq_n_s32(c.act_max)),
         [off] "w"(vdupq_n_s32(c.output_offset))
       : "q0", "q1", "lr", "memory");
@@ -302,10 +302,10 @@ inline void requantize_sums(const RunConv& c, const FilterHead& h, const int32_t
 
 #undef DTMM_REQUANTIZE_Q0_STORE
 
-// Whether stream_rows serves c: whole blocks, every shift negative or every
-// one 0, and a strip of at least one group within kStripBytes.
+// Whether stream_rows serves c: whole blocks, no left shift, and a strip of
+// at least one group within kStripBytes.
 inline bool streams(const RunConv& c) {
-  return c.ic % 16 == 0 && c.shifts.right && strip_shape(c).groups > 0;
+  return c.ic % 16 == 0 && c.shifts.nonpositive && strip_shape(c).groups > 0;
 }
 
 // The convolution of c's filters (dense, or as block lists: RunConv::blocks),

@@ -48,22 +48,25 @@ DTMM_SIZE_NOINLINE inline int32_t multiply_by_quantized_multiplier(int32_t x, in
 
 // The form of a layer's per-channel shifts [begin, end) that the Helium
 // loops specialise on: every one negative (TFLite's two roundings, the usual
-// case) or every one 0 (one rounding, Rounding::kSingle); else neither.
+// case) or every one 0 (one rounding, Rounding::kSingle), or a mix of both
+// (an ONNX import keeps TFLite's encoding for scales below 2^-11).
 struct ShiftForm {
-  bool right;   // all negative or all 0: no left shift anywhere
-  bool single;  // all 0 (and the range not empty)
+  bool right;        // all negative or all 0 (the depthwise loop's)
+  bool single;       // all 0 (and the range not empty)
+  bool nonpositive;  // no left shift anywhere (the convolution loops')
   // What scales the correction of negative lanes before the rounding right
   // shift: 1 for negative shifts, 0 when there is no second rounding.
   int32_t twice() const { return single ? 0 : 1; }
 };
 
 inline ShiftForm shift_form(const int32_t* shift, int32_t begin, int32_t end) {
-  bool negative = true, zero = true;
+  bool negative = true, zero = true, nonpositive = true;
   for (int32_t c = begin; c < end; ++c) {
     negative = negative && shift[c] < 0;
     zero = zero && shift[c] == 0;
+    nonpositive = nonpositive && shift[c] <= 0;
   }
-  return ShiftForm{negative || zero, zero && !negative};
+  return ShiftForm{negative || zero, zero && !negative, nonpositive};
 }
 
 inline int32_t multiply_by_quantized_multiplier_greater_than_one(int32_t x, int32_t multiplier,

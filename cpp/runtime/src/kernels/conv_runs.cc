@@ -182,7 +182,7 @@ void run_groups(const RunConv& c) {
   const ptrdiff_t step = static_cast<ptrdiff_t>(c.stride_w) * c.ic;
   // Dense windows of at most 16 (32) bytes lie 16 (32) apart: one (two)
   // vectors each, for the assembly loops.
-  const bool small_window = c.dense && c.shifts.right && window <= 32;
+  const bool small_window = c.dense && c.shifts.nonpositive && window <= 32;
   helium::FilterLoop loop(c, 4);
 #endif
   const int64_t pixels = int64_t{c.batches} * c.oh * c.ow;

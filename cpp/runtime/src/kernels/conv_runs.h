@@ -66,9 +66,9 @@ struct RunConv {
   int32_t filters;          // heads
   const int8_t* constants;  // if not null, oc_end - oc_begin bytes that hold
                             // the outputs of the filters without runs
-  // Every head's shift negative (TFLite's two roundings) or every one 0
-  // (Rounding::kSingle's one rounding): shifts.right, the assembly loops'
-  // requantization. Mixed or left shifts take the C++ loops.
+  // No head's shift positive (negative: TFLite's two roundings; 0:
+  // Rounding::kSingle's one; a layer may mix them): shifts.nonpositive, the
+  // assembly loops' requantization. Left shifts take the C++ loops.
   ShiftForm shifts;
 
   // The op's per-channel tables (indexed by output channel), for HeadBuilder.
