@@ -205,9 +205,9 @@ def test_device_convolution_edge_cases(case):
 
 
 def test_device_convolution_left_shifts():
-    """Channels whose requantization scale is at least 0.5 shift left before
-    the multiply. The Helium filter loop in assembly takes right shifts only
-    and leaves such layers to its C++ loop, which must match the host too.
+    """Channels whose requantization scale is at least 1 shift left before
+    the multiply. The Helium filter loops in assembly take shifts of at most
+    0 only and leave such layers to the C++ loop, which must match the host too.
     Small weights and inputs near the zero point keep the outputs in range
     (saturated outputs would hide a wrong shift)."""
     from dtmm import latency

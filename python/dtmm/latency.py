@@ -114,7 +114,7 @@ class LayerShape:
     # for kept filterlets spread at random)
     runs: int | None = None  # stretches of consecutive kept taps, over all
     # filters (None: expected for kept filterlets spread at random)
-    left_shift: bool = False  # some channel's requantization scale is >= 0.5
+    left_shift: bool = False  # some channel's requantization scale is >= 1 (a left shift)
     passes: int | None = None  # the row loop's passes: sum over filters of
     # ceil(kept 16-byte blocks / 4) (None: from the mean kept per live filter)
 
@@ -200,7 +200,8 @@ class LayerShape:
         # a dense filter (or a 1x1 one) over a window of at most 32 bytes is
         # one or two vectors: the assembly loop takes it
         small = taps * self.c_in <= 32 and not self.left_shift and self.kind != "CONV_2D_FWCS"
-        cxx = (self.c_in % 16 != 0 or self.left_shift) and not small
+        # off the row loop, every other window takes the C++ filter loop
+        cxx = not small
         runs = self.runs
         if runs is None:  # a run starts at every kept tap whose predecessor is pruned
             runs = self.c_out * (density + (taps - 1) * density * (1.0 - density))
@@ -269,8 +270,8 @@ def layer_shape(
         kept_taps = (w.data != 0).any(axis=3)
         live = int(kept_taps.any(axis=(1, 2)).sum())
         flat = kept_taps.reshape(len(kept_taps), -1)
-        # the runtime's multiplier is m = q * 2^shift, q in [0.5, 1): shift >= 0
-        # from m >= 0.5 (and for m == 0)
+        # the runtime's multiplier is m = q * 2^shift, q in [0.5, 1): a left
+        # shift (shift >= 1) from m >= 1; the device's assembly takes the rest
         m = float(x.scale[0]) * w.scale.astype(np.float64) / float(y.scale[0])
         runs = int(flat[:, 0].sum() + (flat[:, 1:] & ~flat[:, :-1]).sum())
         blocks = flat.sum(axis=1) * -(-w.shape[3] // 16)
@@ -287,7 +288,7 @@ def layer_shape(
             int(kept_taps.sum()),
             live=live,
             runs=runs,
-            left_shift=bool(np.any((m >= 0.5) | (m == 0))),
+            left_shift=bool(np.any(m >= 1.0)),
             passes=passes,
         )
     if op.type == "FULLY_CONNECTED":
@@ -432,8 +433,9 @@ def random_layer(kind: str, shape: LayerShape, density: float, rng: np.random.Ge
             0,
             rng.integers(-1000, 1000, co).astype(np.int32),
         )
-        # a small output scale makes some channels' requantization shift left
-        tensors["y"] = _quantized("y", (1, oh, ow, co), 6e-4 if shape.left_shift else 0.5, 3)
+        # a small output scale takes some channels' requantization scale to 1
+        # or more: a left shift
+        tensors["y"] = _quantized("y", (1, oh, ow, co), 3e-4 if shape.left_shift else 0.5, 3)
         opts: dict[str, Any] = {
             "stride": (stride, stride),
             "dilation": (1, 1),
