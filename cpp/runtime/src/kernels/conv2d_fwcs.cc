@@ -156,11 +156,14 @@ __attribute__((optimize("no-tree-vectorize"))) static bool fwcs_runs(const OpCon
   const int32_t most_runs = (taps + 1) / 2;  // of one filter: kept and pruned taps alternate
   if (!conv_runs_fits(kh, kw, ic, p.conv.pad_h, p.conv.pad_w) || most_runs > kMaxRuns) return false;
   int32_t chunk = kMaxRuns / most_runs < kRunConvChunk ? kMaxRuns / most_runs : kRunConvChunk;
-  // Block lists share the run table: a chunk's filters must fit in it whole,
-  // with the 3 bytes filter_blocks may write past them.
   ConvRun runs[kMaxRuns];
+#if defined(__ARM_FEATURE_MVE)
+  // Block lists (reads_block_lists: Helium only) share the run table: a
+  // chunk's filters must fit in it whole, with the 3 bytes filter_blocks may
+  // write past them.
   const int32_t window_blocks = taps * ic / 16, room = static_cast<int32_t>(sizeof(runs)) - 3;
   if (ic % 16 == 0 && taps > 1 && window_blocks * chunk > room) chunk = room / window_blocks;
+#endif
   RunConv c = run_conv_for(ctx, p.conv, kh, kw, oc_count);
   const int8_t* values = ctx.in_data<int8_t>(1);
   const uint8_t* mask = ctx.in_data<uint8_t>(2);
@@ -178,7 +181,11 @@ __attribute__((optimize("no-tree-vectorize"))) static bool fwcs_runs(const OpCon
     HeadBuilder builder(c, begin, oc_count - begin < chunk ? oc_count : begin + chunk, heads,
                         constants);
     c.values = values;
+#if defined(__ARM_FEATURE_MVE)
     const bool by_block = reads_block_lists(c);
+#else
+    constexpr bool by_block = false;  // (so filter_blocks is not built)
+#endif
     int32_t n = 0;
     for (int32_t oc = begin; oc < c.oc_end; ++oc, bit += static_cast<uint32_t>(taps)) {
       if (c.dense) {
