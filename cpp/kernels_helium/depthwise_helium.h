@@ -1,8 +1,11 @@
-// DEPTHWISE_CONV_2D (multiplier 1) with Helium: one output pixel, four
-// channels per step. Inputs and weights are widened to int32 on load (VLDRB.S32),
+// DEPTHWISE_CONV_2D (multiplier 1) with Helium: one output pixel at a time.
+// Depths of a multiple of 8 go eight or sixteen channels per step: inputs
+// and weights widened to int16 on load, multiplied into int32 by VMULLB and
+// VMULLT (even and odd channels) and added, starting from the folded bias.
+// Other depths go four channels per step, widened to int32 on load and
 // multiplied and added lane by lane (MVE has no vector-by-vector
-// multiply-accumulate), starting from the folded bias; then TFLite's
-// requantization on the four lanes. The same integers as the scalar kernel.
+// multiply-accumulate). Then TFLite's requantization, four lanes at a time.
+// The same integers as the scalar kernel.
 #ifndef DTMM_KERNELS_HELIUM_DEPTHWISE_HELIUM_H_
 #define DTMM_KERNELS_HELIUM_DEPTHWISE_HELIUM_H_
 
@@ -55,88 +58,95 @@ __attribute__((always_inline)) inline void depthwise_pixel(const DepthwisePixel&
   }
 }
 
-// One 4-channel step of the tap loops below: widening loads of the window
-// (x) and the filter (w) at byte offset OFF, multiplied and added into the
-// accumulator operand ACC.
-#define DTMM_DEPTHWISE_STEP(OFF, ACC) \
-  "   vldrb.s32 q0, [%[x], #" #OFF    \
-  "]\n"                               \
-  "   vldrb.s32 q1, [%[w], #" #OFF    \
-  "]\n"                               \
-  "   vmul.i32 q0, q0, q1\n"          \
-  "   vadd.i32 %q[" #ACC "], %q[" #ACC "], q0\n"
+// One 8-channel step of the tap loops below: the window (x) and the filter
+// (w) at byte offset OFF widened to int16, and their products (exact in
+// int32) of the even channels added into EVEN, of the odd ones into ODD:
+// six instructions for eight MACs, where int32 lanes take eight (MVE has no
+// vector-by-vector multiply-accumulate).
+#define DTMM_DEPTHWISE_STEP(OFF, EVEN, ODD) \
+  "   vldrb.s16 q0, [%[x], #" #OFF          \
+  "]\n"                                     \
+  "   vldrb.s16 q1, [%[w], #" #OFF          \
+  "]\n"                                     \
+  "   vmullb.s16 q2, q0, q1\n"              \
+  "   vadd.i32 %q[" #EVEN "], %q[" #EVEN    \
+  "], q2\n"                                 \
+  "   vmullt.s16 q2, q0, q1\n"              \
+  "   vadd.i32 %q[" #ODD "], %q[" #ODD "], q2\n"
 
 // One window row of `taps` taps, `step` bytes apart in both the window and
-// the filter, against sixteen channels: a0..a3 (channels 0-3, 4-7, 8-11,
-// 12-15) += x * w. In assembly: GCC 12 recomputes the widening loads'
-// addresses (24 instructions a tap instead of 19). Widening loads take
-// only r0-r7 as the base (constraint "l").
+// the filter, against sixteen channels: a0/a1 += x * w of channels 0-7's
+// even/odd ones, a2/a3 of 8-15's. In assembly: GCC 12 recomputes the
+// widening loads' addresses. Widening loads take only r0-r7 as the base
+// (constraint "l").
 __attribute__((always_inline)) inline void depthwise_row16(const int8_t*& x, const int8_t*& w,
                                                            int32_t taps, int32_t step,
                                                            int32x4_t& a0, int32x4_t& a1,
                                                            int32x4_t& a2, int32x4_t& a3) {
   __asm__ volatile(
       "   wls     lr, %[n], 2f\n"
-      "1:\n" DTMM_DEPTHWISE_STEP(0, a0) DTMM_DEPTHWISE_STEP(4, a1) DTMM_DEPTHWISE_STEP(8, a2)
-          DTMM_DEPTHWISE_STEP(12, a3)
+      "1:\n" DTMM_DEPTHWISE_STEP(0, a0, a1) DTMM_DEPTHWISE_STEP(8, a2, a3)
       "   add     %[x], %[x], %[s]\n"
       "   add     %[w], %[w], %[s]\n"
       "   le      lr, 1b\n"
       "2:\n"
       : [x] "+l"(x), [w] "+l"(w), [a0] "+w"(a0), [a1] "+w"(a1), [a2] "+w"(a2), [a3] "+w"(a3)
       : [n] "r"(taps), [s] "r"(step)
-      : "q0", "q1", "lr", "memory");
+      : "q0", "q1", "q2", "lr", "memory");
 }
 
-// The same for eight channels (a0, a1).
+// The same for eight channels (a0 even, a1 odd).
 __attribute__((always_inline)) inline void depthwise_row8(const int8_t*& x, const int8_t*& w,
                                                           int32_t taps, int32_t step, int32x4_t& a0,
                                                           int32x4_t& a1) {
   __asm__ volatile(
       "   wls     lr, %[n], 2f\n"
-      "1:\n" DTMM_DEPTHWISE_STEP(0, a0) DTMM_DEPTHWISE_STEP(4, a1)
+      "1:\n" DTMM_DEPTHWISE_STEP(0, a0, a1)
       "   add     %[x], %[x], %[s]\n"
       "   add     %[w], %[w], %[s]\n"
       "   le      lr, 1b\n"
       "2:\n"
       : [x] "+l"(x), [w] "+l"(w), [a0] "+w"(a0), [a1] "+w"(a1)
       : [n] "r"(taps), [s] "r"(step)
-      : "q0", "q1", "lr", "memory");
+      : "q0", "q1", "q2", "lr", "memory");
 }
 
 // Depth a multiple of 4 * kGroups (kGroups 2 or 4): that many channels per
-// step in as many accumulators, their widening loads at immediate offsets
-// from one pointer per tap.
+// step, each eight of them in two accumulators (even and odd channels, as
+// the widening multiplies leave them), whose folded biases, multipliers and
+// shifts are gathered and whose outputs are scattered two bytes apart.
 template <int kGroups>
 __attribute__((always_inline)) inline void depthwise_pixel_wide(const DepthwisePixel& d,
                                                                 const int8_t* window, int8_t* out) {
   static_assert(kGroups == 2 || kGroups == 4, "eight or sixteen channels per step");
   const int32x4_t lo = vdupq_n_s32(d.act_min), hi = vdupq_n_s32(d.act_max);
+  const uint32x4_t every_other = vidupq_n_u32(0, 2);
   const ptrdiff_t row_skip = d.in_row - ptrdiff_t{d.kw} * d.depth;
+  // accumulator j holds channels c + first(j) + 0, 2, 4, 6
+  const auto first = [](int32_t j) { return 8 * (j >> 1) + (j & 1); };
   for (int32_t c = 0; c < d.depth; c += 4 * kGroups) {
-    int32x4_t a0 = vldrwq_s32(d.folded + c), a1 = vldrwq_s32(d.folded + c + 4);
-    int32x4_t a2 = a0, a3 = a1;  // used only with four groups
-    if (kGroups == 4) {
-      a2 = vldrwq_s32(d.folded + c + 8);
-      a3 = vldrwq_s32(d.folded + c + 12);
-    }
+    int32x4_t acc[4];
+    for (int32_t j = 0; j < kGroups; ++j)
+      acc[j] = vldrwq_gather_shifted_offset_s32(d.folded + c + first(j), every_other);
+    if (kGroups == 2) acc[2] = acc[3] = acc[0];  // unused
     const int8_t* x = window + c;
     const int8_t* w = d.filter + c;
     for (int32_t ky = 0; ky < d.kh; ++ky, x += row_skip) {
       if (kGroups == 4) {
-        depthwise_row16(x, w, d.kw, d.depth, a0, a1, a2, a3);
+        depthwise_row16(x, w, d.kw, d.depth, acc[0], acc[1], acc[2], acc[3]);
       } else {
-        depthwise_row8(x, w, d.kw, d.depth, a0, a1);
+        depthwise_row8(x, w, d.kw, d.depth, acc[0], acc[1]);
       }
     }
-    const int32x4_t acc[4] = {a0, a1, a2, a3};
     for (int32_t j = 0; j < kGroups; ++j) {
-      const int32_t k = c + 4 * j;
-      const int32x4_t m = vldrwq_s32(d.mult + k), s = vldrwq_s32(d.shift + k);
+      const int32_t k = c + first(j);
+      const int32x4_t m = vldrwq_gather_shifted_offset_s32(d.mult + k, every_other);
+      const int32x4_t s = vldrwq_gather_shifted_offset_s32(d.shift + k, every_other);
       const int32x4_t v =
           d.shifts.right ? multiply_by_quantized_multiplier4_right(acc[j], m, s, d.shifts.twice())
                          : multiply_by_quantized_multiplier4(acc[j], m, s);
-      vstrbq_s32(out + k, vminq_s32(vmaxq_s32(vaddq_n_s32(v, d.output_offset), lo), hi));
+      vstrbq_scatter_offset_s32(out + k, every_other,
+                                vminq_s32(vmaxq_s32(vaddq_n_s32(v, d.output_offset), lo), hi));
     }
   }
 }
