@@ -303,16 +303,17 @@ inline void requantize_sums(const RunConv& c, const FilterHead& h, const int32_t
 
 #undef DTMM_REQUANTIZE_Q0_STORE
 
-// Whether stream_rows serves c: whole blocks, no left shift, and a strip of
-// at least one group within kStripBytes.
-inline bool streams(const RunConv& c) {
-  return c.ic % 16 == 0 && c.shifts.nonpositive && strip_shape(c).groups > 0;
+// The strip stream_rows takes c in, or one of 0 groups where it does not
+// serve c: whole blocks, no left shift, and at least one group within
+// kStripBytes.
+inline Strip stream_shape(const RunConv& c) {
+  if (c.ic % 16 != 0 || !c.shifts.nonpositive) return Strip{};
+  return strip_shape(c);
 }
 
 // The convolution of c's filters (dense, or as block lists: RunConv::blocks),
-// segment by segment.
-inline void stream_rows(const RunConv& c) {
-  const Strip shape = strip_shape(c);
+// segment by segment, in strips of `shape` (stream_shape(c)).
+inline void stream_rows(const RunConv& c, const Strip& shape) {
   const int32_t per_tap = c.ic >> 4, blocks = c.kh * c.kw * per_tap;
   const int32_t phases = shape.planes / per_tap;
   alignas(16) int8_t strip[kStripBytes + 48];

@@ -125,14 +125,13 @@ __attribute__((always_inline)) inline void depthwise_pixel_wide(const DepthwiseP
   // accumulator j holds channels c + first(j) + 0, 2, 4, 6
   const auto first = [](int32_t j) { return 8 * (j >> 1) + (j & 1); };
   for (int32_t c = 0; c < d.depth; c += 4 * kGroups) {
-    int32x4_t acc[4];
+    int32x4_t acc[kGroups];
     for (int32_t j = 0; j < kGroups; ++j)
       acc[j] = vldrwq_gather_shifted_offset_s32(d.folded + c + first(j), every_other);
-    if (kGroups == 2) acc[2] = acc[3] = acc[0];  // unused
     const int8_t* x = window + c;
     const int8_t* w = d.filter + c;
     for (int32_t ky = 0; ky < d.kh; ++ky, x += row_skip) {
-      if (kGroups == 4) {
+      if constexpr (kGroups == 4) {
         depthwise_row16(x, w, d.kw, d.depth, acc[0], acc[1], acc[2], acc[3]);
       } else {
         depthwise_row8(x, w, d.kw, d.depth, acc[0], acc[1]);

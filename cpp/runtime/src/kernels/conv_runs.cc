@@ -251,7 +251,7 @@ void run_groups(const RunConv& c) {
 
 bool reads_block_lists(const RunConv& c) {
 #if defined(__ARM_FEATURE_MVE)
-  return helium::streams(c);
+  return helium::stream_shape(c).groups > 0;
 #else
   (void)c;
   return false;
@@ -260,8 +260,9 @@ bool reads_block_lists(const RunConv& c) {
 
 void conv_runs(const RunConv& c) {
 #if defined(__ARM_FEATURE_MVE)
-  if (helium::streams(c)) {
-    helium::stream_rows(c);
+  const helium::Strip shape = helium::stream_shape(c);
+  if (shape.groups > 0) {
+    helium::stream_rows(c, shape);
     return;
   }
 #endif
