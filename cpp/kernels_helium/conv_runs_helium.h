@@ -167,29 +167,49 @@ __attribute__((always_inline)) inline uint32x4_t output_offsets(const RunConv& c
 }
 
 // The chunk's row of constant outputs (its filters without runs) to each of
-// the group's four pixels, `out_channels` bytes apart; spare lanes store to
-// the last real pixel, as the filter loops do. One load serves four stores,
-// in a tail-predicated loop (no scalar tail). One copy, out of line, for
-// both drivers.
-__attribute__((noinline)) inline void store_constants(const RunConv& c, int32_t lanes,
+// `pixels` consecutive output pixels, `out_channels` bytes apart, four at a
+// time: one load serves four stores, in a tail-predicated loop (no scalar
+// tail). A last group of fewer stores its spare lanes to its last pixel, as
+// the filter loops do. One copy, out of line, for both drivers.
+__attribute__((noinline)) inline void store_constants(const RunConv& c, int32_t pixels,
                                                       int8_t* out) {
-  const auto pixel = [&](int32_t q) {
-    return out + c.oc_begin + static_cast<ptrdiff_t>(q < lanes ? q : lanes - 1) * c.out_channels;
+  const auto four = [&c](int8_t* d0, int8_t* d1, int8_t* d2, int8_t* d3) {
+    const int8_t* row = c.constants;
+    __asm__ volatile(
+        "   wlstp.8 lr, %[n], 2f\n"
+        "1: vldrb.8 q0, [%[s]], #16\n"
+        "   vstrb.8 q0, [%[d0]], #16\n"
+        "   vstrb.8 q0, [%[d1]], #16\n"
+        "   vstrb.8 q0, [%[d2]], #16\n"
+        "   vstrb.8 q0, [%[d3]], #16\n"
+        "   letp    lr, 1b\n"
+        "2:\n"
+        : [d0] "+r"(d0), [d1] "+r"(d1), [d2] "+r"(d2), [d3] "+r"(d3), [s] "+r"(row)
+        : [n] "r"(c.oc_end - c.oc_begin)
+        : "q0", "lr", "memory");
   };
-  int8_t *d0 = pixel(0), *d1 = pixel(1), *d2 = pixel(2), *d3 = pixel(3);
-  const int8_t* row = c.constants;
-  __asm__ volatile(
-      "   wlstp.8 lr, %[n], 2f\n"
-      "1: vldrb.8 q0, [%[s]], #16\n"
-      "   vstrb.8 q0, [%[d0]], #16\n"
-      "   vstrb.8 q0, [%[d1]], #16\n"
-      "   vstrb.8 q0, [%[d2]], #16\n"
-      "   vstrb.8 q0, [%[d3]], #16\n"
-      "   letp    lr, 1b\n"
-      "2:\n"
-      : [d0] "+r"(d0), [d1] "+r"(d1), [d2] "+r"(d2), [d3] "+r"(d3), [s] "+r"(row)
-      : [n] "r"(c.oc_end - c.oc_begin)
-      : "q0", "lr", "memory");
+  const ptrdiff_t pitch = c.out_channels;
+  int8_t* d = out + c.oc_begin;
+  for (; pixels >= 4; pixels -= 4, d += 4 * pitch) four(d, d + pitch, d + 2 * pitch, d + 3 * pitch);
+  if (pixels > 0) {
+    const ptrdiff_t last = (pixels - 1) * pitch;
+    four(d, d + (pixels > 1 ? pitch : 0), d + (pixels > 2 ? 2 * pitch : last), d + last);
+  }
+}
+
+// The outputs of c's filters without runs (RunConv::constants) when the
+// chunk has any: each filter's folded bias requantized, four filters a
+// vector (the filters with runs get theirs too, and overwrite them).
+inline void constant_row(const RunConv& c, int8_t* row) {
+  const int32x4_t lo = vdupq_n_s32(c.act_min), hi = vdupq_n_s32(c.act_max),
+                  off = vdupq_n_s32(c.output_offset);
+  for (int32_t oc = c.oc_begin; oc < c.oc_end; oc += 4, row += 4) {
+    const mve_pred16_t p = vctp32q(static_cast<uint32_t>(c.oc_end - oc));
+    const int32x4_t v = multiply_by_quantized_multiplier4(vldrwq_z_s32(c.folded_bias + oc, p),
+                                                          vldrwq_z_s32(c.multiplier + oc, p),
+                                                          vldrwq_z_s32(c.shift + oc, p));
+    vstrbq_p_s32(row, vminq_s32(vmaxq_s32(vaddq_s32(v, off), lo), hi), p);
+  }
 }
 
 // What the assembly filter loops take besides the patch and the output, the

@@ -344,10 +344,7 @@ inline void stream_rows(const RunConv& c, const Strip& shape) {
         // The segment's outputs follow each other: whole rows or part of one.
         const int32_t pixels = rows * n, row_sums = 4 * ((n + 3) >> 2);
         const int32_t per_call = shape.flat || n == row_sums ? pixels : n;
-        if (c.constants) {
-          for (int32_t q = 0; q < pixels; q += 4)
-            store_constants(c, pixels - q < 4 ? pixels - q : 4, out + q * c.out_channels);
-        }
+        if (c.constants) store_constants(c, pixels, out);
         if (c.filters == 0) continue;
         fill_strip(c, shape, image, oy * c.stride_h - c.pad_h, x * c.stride_w - c.pad_w, strip);
         const int8_t* w = c.values;

@@ -60,13 +60,15 @@ struct ShiftForm {
 };
 
 inline ShiftForm shift_form(const int32_t* shift, int32_t begin, int32_t end) {
-  bool negative = true, zero = true, nonpositive = true;
+  // The least and the greatest shift say it all (and make a reduction that
+  // GCC vectorizes).
+  int32_t lo = INT32_MAX, hi = INT32_MIN;
   for (int32_t c = begin; c < end; ++c) {
-    negative = negative && shift[c] < 0;
-    zero = zero && shift[c] == 0;
-    nonpositive = nonpositive && shift[c] <= 0;
+    lo = shift[c] < lo ? shift[c] : lo;
+    hi = shift[c] > hi ? shift[c] : hi;
   }
-  return ShiftForm{negative || zero, zero && !negative, nonpositive};
+  const bool negative = hi < 0, zero = lo == 0 && hi == 0;
+  return ShiftForm{negative || zero, zero, hi <= 0};
 }
 
 inline int32_t multiply_by_quantized_multiplier_greater_than_one(int32_t x, int32_t multiplier,

@@ -81,25 +81,45 @@ namespace {
 constexpr int32_t kMaxRuns = 5 * kRunConvChunk;
 }  // namespace
 
-// Bits [bit, bit + n) of the mask, n <= 25, first tap in bit 0; reads only
-// the (at most four) bytes that hold them.
-static uint32_t mask_bits(const uint8_t* mask, uint32_t bit, int32_t n) {
-  const uint8_t* byte = mask + (bit >> 3);
-  const int32_t skip = static_cast<int32_t>(bit & 7);
-  uint32_t word = 0;
-  for (int32_t got = 0; got < skip + n; got += 8) word |= uint32_t{*byte++} << got;
-  return (word >> skip) & ((1u << n) - 1);
-}
+// Reads the mask in order, up to 25 bits at a time, first tap in bit 0. It
+// keeps the bits of the byte last read, so a filter's taps cost a shift and
+// a mask, and it reads no byte past the last bit taken.
+class MaskReader {
+ public:
+  MaskReader(const uint8_t* mask) : byte_(mask) {}
+  uint32_t take(int32_t n) {
+    // A byte at a time, and the first apart: GCC makes a counted loop of
+    // the whole, whose set-up costs more than the one or two bytes a 3x3 or
+    // 1x1 filter needs.
+    if (have_ < n) {
+      bits_ |= uint32_t{*byte_++} << have_;
+      have_ += 8;
+      while (have_ < n) {
+        bits_ |= uint32_t{*byte_++} << have_;
+        have_ += 8;
+      }
+    }
+    const uint32_t m = bits_ & ((1u << n) - 1);
+    bits_ >>= n;
+    have_ -= n;
+    return m;
+  }
+
+ private:
+  const uint8_t* byte_;
+  uint32_t bits_ = 0;  // the next have_ bits
+  int32_t have_ = 0;
+};
 
 // Appends the runs of one filter's taps to runs[n...]. Up to 5x5 taps, each
 // stretch of set bits is found with count-trailing-zeros (the bitwise decode
 // was a twentieth of a sparse 3x3 layer's instructions on the M55); larger
 // windows go bit by bit. Offsets and lengths count bytes. Returns the new n
 // and advances `values` past the kept taps.
-static int32_t filter_runs(const uint8_t* mask, uint32_t bit, int32_t taps, int32_t ic,
-                           ConvRun* runs, int32_t n, const int8_t*& values) {
+static int32_t filter_runs(MaskReader& mask, int32_t taps, int32_t ic, ConvRun* runs, int32_t n,
+                           const int8_t*& values) {
   if (taps <= 25) {
-    for (uint32_t m = mask_bits(mask, bit, taps); m != 0;) {
+    for (uint32_t m = mask.take(taps); m != 0;) {
       const int32_t start = __builtin_ctz(m);
       const int32_t len = __builtin_ctz(~(m >> start));
       m &= m + (m & (0u - m));  // clears the lowest run of set bits
@@ -108,8 +128,8 @@ static int32_t filter_runs(const uint8_t* mask, uint32_t bit, int32_t taps, int3
     }
   } else {
     bool extend = false;
-    for (int32_t t = 0; t < taps; ++t, ++bit) {
-      const bool kept = (mask[bit >> 3] >> (bit & 7)) & 1u;
+    for (int32_t t = 0; t < taps; ++t) {
+      const bool kept = mask.take(1) != 0;
       if (kept && extend) {
         runs[n - 1].length = static_cast<uint16_t>(runs[n - 1].length + ic);
       } else if (kept) {
@@ -122,33 +142,49 @@ static int32_t filter_runs(const uint8_t* mask, uint32_t bit, int32_t taps, int3
   return n;
 }
 
-// Appends the indices of one filter's kept 16-byte blocks (per_tap of each
-// kept tap) to blocks[n...], for the Helium row loop, which would otherwise
-// expand runs into blocks at every segment. The mask is read 24 taps at a
-// time and shifted through (fewer instructions per 3x3 filter than finding
-// the kept taps with count-trailing-zeros); a tap's indices are written four
-// to a word (up to 3 bytes past the last are written too). Returns the new n
-// and advances `values` past the kept taps.
-static int32_t filter_blocks(const uint8_t* mask, uint32_t bit, int32_t taps, int32_t per_tap,
-                             uint8_t* blocks, int32_t n, const int8_t*& values) {
-  const uint32_t step = static_cast<uint32_t>(per_tap) * 0x01010101u;
-  const int32_t first = n;
-  for (int32_t base = 0; base < taps; base += 24) {
-    // little-endian: indices b, b + 1, b + 2, b + 3 of tap t's first block b
-    uint32_t word = static_cast<uint32_t>(base) * step + 0x03020100u;
-    for (uint32_t m = mask_bits(mask, bit + base, taps - base < 24 ? taps - base : 24); m != 0;
-         m >>= 1, word += step) {
-      if ((m & 1u) == 0) continue;
-      memcpy(blocks + n, &word, 4);
-      for (int32_t v = 4; v < per_tap; v += 4) {
-        const uint32_t more = word + static_cast<uint32_t>(v) * 0x01010101u;
-        memcpy(blocks + n + v, &more, 4);
-      }
-      n += per_tap;
+// The block lists of the chunk's filters (builder's), for the Helium row
+// loop, which would otherwise expand runs into blocks at every segment: the
+// indices of each filter's kept 16-byte blocks (per_tap of each kept tap),
+// one after another at `blocks`. The kept taps of each 24 are found with
+// count-trailing-zeros; a tap's indices are written four to a word (up to 3
+// bytes past the last are written too). Returns the bytes of weights the
+// kept blocks hold.
+static int32_t chunk_blocks(MaskReader& mask, int32_t taps, int32_t per_tap, int32_t begin,
+                            int32_t end, HeadBuilder& builder, uint8_t* blocks) {
+  uint32_t step = static_cast<uint32_t>(per_tap) * 0x01010101u;
+  // (kept in a register: GCC would otherwise multiply by per_tap and spread
+  // the product by shifts at every tap)
+  __asm__("" : "+r"(step));
+  // Taps [base, base + n) of the next filter, n <= 24.
+  const auto add_taps = [&](uint8_t* next, int32_t base, int32_t n) {
+    // little-endian: indices b, b + 1, b + 2, b + 3 of tap `base`'s first block b
+    const uint32_t word0 = static_cast<uint32_t>(base) * step + 0x03020100u;
+    uint32_t m = mask.take(n);
+    for (; m != 0 && per_tap <= 4; m &= m - 1, next += per_tap) {
+      const uint32_t word = word0 + static_cast<uint32_t>(__builtin_ctz(m)) * step;
+      memcpy(next, &word, 4);
     }
+    for (; m != 0; m &= m - 1, next += per_tap) {
+      const uint32_t word = word0 + static_cast<uint32_t>(__builtin_ctz(m)) * step;
+      for (int32_t v = 0; v < per_tap; v += 4) {
+        const uint32_t more = word + static_cast<uint32_t>(v) * 0x01010101u;
+        memcpy(next + v, &more, 4);
+      }
+    }
+    return next;
+  };
+  uint8_t* next = blocks;
+  for (int32_t oc = begin; oc < end; ++oc) {
+    uint8_t* const first = next;
+    if (taps <= 24) {
+      next = add_taps(next, 0, taps);
+    } else {
+      for (int32_t base = 0; base < taps; base += 24)
+        next = add_taps(next, base, taps - base < 24 ? taps - base : 24);
+    }
+    builder.add(oc, static_cast<int32_t>(next - first));
   }
-  values += 16 * (n - first);
-  return n;
+  return 16 * static_cast<int32_t>(next - blocks);
 }
 
 // Not vectorized: filter_blocks's few words per tap would pay a vector loop's
@@ -180,7 +216,7 @@ __attribute__((optimize("no-tree-vectorize"))) static bool fwcs_runs(const OpCon
   // run {0, C_in}, and its mask bit is all there is to decode.
   c.dense = taps == 1;
   runs[0] = ConvRun{0, static_cast<uint16_t>(ic)};
-  uint32_t bit = 0;
+  MaskReader reader(mask);
   for (int32_t begin = 0; begin < oc_count; begin += chunk) {
     HeadBuilder builder(c, begin, oc_count - begin < chunk ? oc_count : begin + chunk, heads,
                         constants);
@@ -188,19 +224,23 @@ __attribute__((optimize("no-tree-vectorize"))) static bool fwcs_runs(const OpCon
 #if defined(__ARM_FEATURE_MVE)
     const bool by_block = reads_block_lists(c);
 #else
-    constexpr bool by_block = false;  // (so filter_blocks is not built)
+    constexpr bool by_block = false;  // (so chunk_blocks is not built)
 #endif
+    if (by_block && !c.dense) {
+      values += chunk_blocks(reader, taps, ic / 16, begin, c.oc_end, builder, blocks);
+      conv_runs(c);
+      continue;
+    }
     int32_t n = 0;
-    for (int32_t oc = begin; oc < c.oc_end; ++oc, bit += static_cast<uint32_t>(taps)) {
+    for (int32_t oc = begin; oc < c.oc_end; ++oc) {
       if (c.dense) {
-        const int32_t kept = (mask[bit >> 3] >> (bit & 7)) & 1;
+        const int32_t kept = static_cast<int32_t>(reader.take(1));
         values += kept * ic;
         builder.add(oc, kept);
         continue;
       }
       const int32_t first = n;
-      n = by_block ? filter_blocks(mask, bit, taps, ic / 16, blocks, n, values)
-                   : filter_runs(mask, bit, taps, ic, runs, n, values);
+      n = filter_runs(reader, taps, ic, runs, n, values);
       builder.add(oc, n - first);
     }
     conv_runs(c);

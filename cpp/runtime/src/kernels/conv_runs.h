@@ -105,11 +105,19 @@ RunConv run_conv_for(const OpContext& ctx, const dtmm_conv_params& p, int32_t kh
 // Filters are added in increasing order.
 class HeadBuilder {
  public:
+  // On Helium the first filter without runs requantizes the constant outputs
+  // of the chunk's every filter, four to a vector; elsewhere each its own.
+#if defined(__ARM_FEATURE_MVE)
+  static constexpr bool kWholeConstantRow = true;
+#else
+  static constexpr bool kWholeConstantRow = false;
+#endif
+
   HeadBuilder(RunConv& c, int32_t oc_begin, int32_t oc_end, FilterHead* heads, int8_t* row);
   // Inline: the FWCS decode adds every filter at every inference.
   void add(int32_t oc, int32_t runs) {
     if (runs == 0) {
-      add_constant(oc);
+      if (!kWholeConstantRow || c_.constants == nullptr) add_constant(oc);
       return;
     }
     heads_[c_.filters++] = FilterHead{c_.folded_bias[oc], static_cast<uint16_t>(oc - last_),
