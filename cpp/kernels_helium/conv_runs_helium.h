@@ -167,8 +167,9 @@ __attribute__((always_inline)) inline uint32x4_t output_offsets(const RunConv& c
 }
 
 // The chunk's row of constant outputs (its filters without runs) to each of
-// `pixels` consecutive output pixels, `out_channels` bytes apart, four at a
-// time: one load serves four stores, in a tail-predicated loop (no scalar
+// `pixels` consecutive output pixels, `out_channels` bytes apart: a row of
+// all 16, 32 or 64 channels as consecutive copies, others four pixels at a
+// time, where one load serves four stores, in a tail-predicated loop (no scalar
 // tail). A last group of fewer stores its spare lanes to its last pixel, as
 // the filter loops do. One copy, out of line, for both drivers.
 __attribute__((noinline)) inline void store_constants(const RunConv& c, int32_t pixels,
@@ -188,6 +189,48 @@ __attribute__((noinline)) inline void store_constants(const RunConv& c, int32_t 
         : [n] "r"(c.oc_end - c.oc_begin)
         : "q0", "lr", "memory");
   };
+  const int32_t n = c.oc_end - c.oc_begin;
+  if (n == c.out_channels && (n == 16 || n == 32 || n == 64)) {
+    // The row is every channel's: the pixels' outputs are one run of
+    // copies of it, one store per 16 channels and pixel.
+    const int8_t* row = c.constants;
+    const int8x16_t r0 = vldrbq_s8(row), r1 = vldrbq_s8(row + (n > 16 ? 16 : 0)),
+                    r2 = vldrbq_s8(row + (n > 32 ? 32 : 0)),
+                    r3 = vldrbq_s8(row + (n > 32 ? 48 : 0));
+    if (n == 16) {
+      __asm__ volatile(
+          "   wls     lr, %[p], 2f\n"
+          "1: vstrb.8 %q[r0], [%[d]], #16\n"
+          "   le      lr, 1b\n"
+          "2:\n"
+          : [d] "+r"(out)
+          : [p] "r"(pixels), [r0] "w"(r0)
+          : "lr", "memory");
+    } else if (n == 32) {
+      __asm__ volatile(
+          "   wls     lr, %[p], 2f\n"
+          "1: vstrb.8 %q[r0], [%[d]], #16\n"
+          "   vstrb.8 %q[r1], [%[d]], #16\n"
+          "   le      lr, 1b\n"
+          "2:\n"
+          : [d] "+r"(out)
+          : [p] "r"(pixels), [r0] "w"(r0), [r1] "w"(r1)
+          : "lr", "memory");
+    } else {
+      __asm__ volatile(
+          "   wls     lr, %[p], 2f\n"
+          "1: vstrb.8 %q[r0], [%[d]], #16\n"
+          "   vstrb.8 %q[r1], [%[d]], #16\n"
+          "   vstrb.8 %q[r2], [%[d]], #16\n"
+          "   vstrb.8 %q[r3], [%[d]], #16\n"
+          "   le      lr, 1b\n"
+          "2:\n"
+          : [d] "+r"(out)
+          : [p] "r"(pixels), [r0] "w"(r0), [r1] "w"(r1), [r2] "w"(r2), [r3] "w"(r3)
+          : "lr", "memory");
+    }
+    return;
+  }
   const ptrdiff_t pitch = c.out_channels;
   int8_t* d = out + c.oc_begin;
   for (; pixels >= 4; pixels -= 4, d += 4 * pitch) four(d, d + pitch, d + 2 * pitch, d + 3 * pitch);

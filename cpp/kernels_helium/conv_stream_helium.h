@@ -37,7 +37,7 @@
 namespace dtmm {
 namespace helium {
 
-constexpr int32_t kStripBytes = 4096;
+constexpr int32_t kStripBytes = 5120;
 // Groups of four pixels per segment: the int32 sums hold 4x as many.
 constexpr int32_t kStreamGroups = 64;
 // Weight blocks of one filter: kRunConvMaxWindow / 16.

@@ -90,7 +90,7 @@ FILTER_CHUNK = 64
 # must fit in it, so long windows take smaller chunks.
 _BLOCK_LIST_BYTES = 5 * FILTER_CHUNK * 4 - 3
 # The row loop's strip and segment limits (kStripBytes, kStreamGroups).
-_STRIP_BYTES = 4096
+_STRIP_BYTES = 5120
 _STREAM_GROUPS = 64
 DEFAULT_TARGET = "qemu-m55"
 
