@@ -22,8 +22,10 @@
 // of the segment's output row r finds its tap (ky, kx) at entry
 // q + kx / stride of slot r * pitch + ky of plane (v, kx mod stride).
 // Padding is written into the strip as the input zero point, which the
-// folded bias cancels. The strip and the sums live on the stack (a 5.7 KB
+// folded bias cancels. The strip and the sums live on the stack (a 6.7 KB
 // frame with the block tables), as the pixel-group loop's 4 KB patch does.
+// 5 KB holds four output rows of a stride-2 layer over 16 channels and 32
+// columns, so its segments' fixed costs are paid four times, not six.
 #ifndef DTMM_KERNELS_HELIUM_CONV_STREAM_HELIUM_H_
 #define DTMM_KERNELS_HELIUM_CONV_STREAM_HELIUM_H_
 
