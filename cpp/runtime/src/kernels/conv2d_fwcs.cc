@@ -86,7 +86,7 @@ constexpr int32_t kMaxRuns = 5 * kRunConvChunk;
 // a mask, and it reads no byte past the last bit taken.
 class MaskReader {
  public:
-  MaskReader(const uint8_t* mask) : byte_(mask) {}
+  explicit MaskReader(const uint8_t* mask) : byte_(mask) {}
   uint32_t take(int32_t n) {
     // A byte at a time, and the first apart: GCC makes a counted loop of
     // the whole, whose set-up costs more than the one or two bytes a 3x3 or
@@ -187,8 +187,8 @@ static int32_t chunk_blocks(MaskReader& mask, int32_t taps, int32_t per_tap, int
   return 16 * static_cast<int32_t>(next - blocks);
 }
 
-// Not vectorized: filter_blocks's few words per tap would pay a vector loop's
-// set-up each.
+// Not vectorized: chunk_blocks's few words per filter would pay a vector
+// loop's set-up each.
 __attribute__((optimize("no-tree-vectorize"))) static bool fwcs_runs(const OpContext& ctx) {
   const auto& p = ctx.p<dtmm_fwcs_conv_params>();
   const int32_t kh = p.kernel_h, kw = p.kernel_w, taps = kh * kw, ic = p.in_channels;
