@@ -166,6 +166,20 @@ __attribute__((always_inline)) inline uint32x4_t output_offsets(const RunConv& c
   return vmulq_n_u32(q, static_cast<uint32_t>(c.out_channels));
 }
 
+// n 16-byte entries of `value`, 16 bytes apart from dst; returns the next.
+__attribute__((always_inline)) inline int8_t* fill_entries(int8_t* dst, int8x16_t value,
+                                                           int32_t n) {
+  __asm__ volatile(
+      "   wls     lr, %[n], 2f\n"
+      "1: vstrb.8 %q[v], [%[d]], #16\n"
+      "   le      lr, 1b\n"
+      "2:\n"
+      : [d] "+r"(dst)
+      : [n] "r"(n), [v] "w"(value)
+      : "lr", "memory");
+  return dst;
+}
+
 // The chunk's row of constant outputs (its filters without runs) to each of
 // `pixels` consecutive output pixels, `out_channels` bytes apart: a row of
 // all 16, 32 or 64 channels as consecutive copies, others four pixels at a
@@ -198,14 +212,7 @@ __attribute__((noinline)) inline void store_constants(const RunConv& c, int32_t 
                     r2 = vldrbq_s8(row + (n > 32 ? 32 : 0)),
                     r3 = vldrbq_s8(row + (n > 32 ? 48 : 0));
     if (n == 16) {
-      __asm__ volatile(
-          "   wls     lr, %[p], 2f\n"
-          "1: vstrb.8 %q[r0], [%[d]], #16\n"
-          "   le      lr, 1b\n"
-          "2:\n"
-          : [d] "+r"(out)
-          : [p] "r"(pixels), [r0] "w"(r0)
-          : "lr", "memory");
+      fill_entries(out, r0, pixels);
     } else if (n == 32) {
       __asm__ volatile(
           "   wls     lr, %[p], 2f\n"

@@ -93,20 +93,6 @@ __attribute__((noinline)) inline Strip strip_shape(const RunConv& c) {
   return strip_for(c, groups, rows);
 }
 
-// n 16-byte entries of `value`, 16 bytes apart from dst; returns the next.
-__attribute__((always_inline)) inline int8_t* fill_entries(int8_t* dst, int8x16_t value,
-                                                           int32_t n) {
-  __asm__ volatile(
-      "   wls     lr, %[n], 2f\n"
-      "1: vstrb.8 %q[v], [%[d]], #16\n"
-      "   le      lr, 1b\n"
-      "2:\n"
-      : [d] "+r"(dst)
-      : [n] "r"(n), [v] "w"(value)
-      : "lr", "memory");
-  return dst;
-}
-
 // n 16-byte entries from src, `step` bytes apart, to dst; returns the next.
 __attribute__((always_inline)) inline int8_t* copy_entries(int8_t* dst, const int8_t* src,
                                                            int32_t step, int32_t n) {
