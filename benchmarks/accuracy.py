@@ -400,13 +400,14 @@ def resnet8_distill(args: argparse.Namespace) -> None:
     """Post-training filterlet pruning (activation-aware, on the model quantized
     from the float ONNX), then distillation from the dense float model on the
     calibration images (augmented) and on inputs synthesized from the dense
-    model (dtmm.synthetic): logits and the residual blocks' outputs, with the
-    masks held. Int8 via dtmm before and after."""
+    model (dtmm.synthetic): logits and every ReLU's output (or the residual
+    blocks'), with the masks held; several students with different seeds,
+    then their mean (dtmm.distill.soup). Int8 via dtmm before and after."""
     import tempfile
 
     import torch
 
-    from dtmm.distill import distill, load_pruned
+    from dtmm.distill import distill, load_pruned, soup
     from dtmm.synthetic import synthesize
     from dtmm.torch import from_onnx
 
@@ -420,6 +421,8 @@ def resnet8_distill(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp())
     dense = dtmm.load(onnx_path, calibration=cal_nchw)
     teacher = from_onnx(str(onnx_path)).eval()
+    op = "Relu" if args.features == "relu" else "Add"
+    features = [n[3] for n in teacher.nodes if n[1] == op]
     sources = [cal_nchw]
     if args.synthetic:
         log(f"synthesizing {args.synthetic} inputs from the dense float model")
@@ -450,23 +453,46 @@ def resnet8_distill(args: argparse.Namespace) -> None:
     rows = [row("dense", 0.0, dense, "quantized from the float ONNX")]
     dense_acc = rows[0]["accuracy"]
     log(f"dense int8 (quantized from float) on images {n_cal}..199: {dense_acc:.1%}")
+
+    def distilled(method: str, sparsity: float, module, what: str) -> None:
+        path = tmp / f"resnet8_{sparsity}.onnx"
+        module.export_onnx(str(path), torch.from_numpy(cal_nchw[:1]))
+        model = dtmm.load(path, calibration=cal_nchw)
+        rows.append(row(method, sparsity, model, f"{removed(model)}; {what}"))
+        log(f"  -> {rows[-1]} (dense {dense_acc:.1%})")
+
     for s in args.sparsities:
         pruned = dtmm.prune.filterlets(
             dense, s, "activation", calibration=x[:n_cal], allocation=args.allocation
         )
         rows.append(row("dtmm activation-aware (OBS + refit)", s, pruned, removed(pruned)))
         log(f"  {s:.0%} before distillation: {rows[-1]['accuracy']:.1%}")
-        student = load_pruned(from_onnx(str(onnx_path)), pruned)
-        distill(student, teacher, sources, steps=args.steps, lr=args.lr, seed=args.seed)
-        path = tmp / f"resnet8_{s}.onnx"
-        student.export_onnx(str(path), torch.from_numpy(cal_nchw[:1]))
-        distilled = dtmm.load(path, calibration=cal_nchw)
         data = "augmented calibration images"
         if len(sources) > 1:
             data += f", half of them synthesized ({len(sources[1])} inputs)"
-        steps = f"{removed(distilled)}; {args.steps} steps of 64 {data}"
-        rows.append(row("dtmm OBS + refit, then distillation", s, distilled, steps))
-        log(f"  -> {rows[-1]} (dense {dense_acc:.1%})")
+        how = f"{args.steps} steps of 64 {data}, {args.features} outputs matched"
+
+        students = []
+        for seed in range(args.seed, args.seed + args.students):
+            student = load_pruned(from_onnx(str(onnx_path)), pruned)
+            distill(
+                student,
+                teacher,
+                sources,
+                steps=args.steps,
+                lr=args.lr,
+                features=features,
+                seed=seed,
+            )
+            students.append(student)
+            distilled(f"dtmm OBS + refit, distillation, seed {seed}", s, student, how)
+        if len(students) > 1:
+            distilled(
+                f"dtmm OBS + refit, distillation, soup of {len(students)}",
+                s,
+                soup(students),
+                f"the mean of the {len(students)} students above (dtmm.distill.soup)",
+            )
     report(rows, "resnet8_distill", budget_key="sparsity")
 
 
@@ -563,6 +589,18 @@ def main() -> None:
         "--synthetic-steps", type=int, default=800, help="optimizer steps per input batch"
     )
     d.add_argument("--seed", type=int, default=0, help="synthesis, augmentation and training seed")
+    d.add_argument(
+        "--students",
+        type=int,
+        default=3,
+        help="students distilled with seeds seed, seed + 1, ... and averaged (dtmm.distill.soup)",
+    )
+    d.add_argument(
+        "--features",
+        choices=("relu", "add"),
+        default="relu",
+        help="intermediate outputs matched besides the logits: every ReLU's or the residual Adds'",
+    )
     args = parser.parse_args()
     studies = {"fashion": fashion, "resnet8": resnet8, "vww": vww}
     studies["resnet8-distill"] = resnet8_distill

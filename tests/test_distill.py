@@ -10,7 +10,7 @@ pytest.importorskip("onnxruntime", reason="quantizing the float ONNX needs onnxr
 
 import dtmm  # noqa: E402
 from dtmm import demo  # noqa: E402
-from dtmm.distill import distill, load_pruned  # noqa: E402
+from dtmm.distill import distill, load_pruned, soup  # noqa: E402
 from dtmm.torch import from_onnx  # noqa: E402
 
 
@@ -85,3 +85,48 @@ def test_distill_and_load_pruned_reject_bad_arguments(resnet8):
     other = dtmm.load(demo.bundled_model())
     with pytest.raises(ValueError, match="no CONV_2D with the weights of Conv initializer"):
         load_pruned(student, other)
+
+
+def _kept(conv) -> torch.Tensor:
+    return (conv.weight.detach() != 0).any(dim=1)
+
+
+def test_soup_is_the_mean_of_students_with_their_pruned_filterlets_kept(resnet8):
+    path, cal, pruned = resnet8
+    teacher = from_onnx(path)
+    a, b = load_pruned(from_onnx(path), pruned), load_pruned(from_onnx(path), pruned)
+    distill(a, teacher, [cal], steps=4, batch=8, seed=0, progress=False)
+    distill(b, teacher, [cal], steps=4, batch=8, seed=1, progress=False)
+    before = [c.weight.detach().clone() for c in _convs(a)]
+    mean = soup([a, b])
+    assert mean is not a and not mean.training
+    differ = 0
+    for ca, cb, cm, was in zip(_convs(a), _convs(b), _convs(mean), before):
+        wa, wb = ca.weight.detach(), cb.weight.detach()
+        differ += int((wa != wb).sum())
+        np.testing.assert_allclose(cm.weight.detach(), (wa + wb) / 2, rtol=0, atol=1e-7)
+        assert torch.equal(_kept(cm), _kept(ca))  # the pruned filterlets stay exactly zero
+        assert torch.equal(wa, was)  # the students are left as they were
+    assert differ > 0  # the seeds trained the two apart
+    with torch.no_grad():
+        x = torch.from_numpy(cal[:4])
+        np.testing.assert_allclose(mean(x).numpy(), soup([mean])(x).numpy(), rtol=0, atol=0)
+
+
+def test_soup_rejects_students_that_differ(resnet8):
+    path, _, pruned = resnet8
+    a, b = load_pruned(from_onnx(path), pruned), load_pruned(from_onnx(path), pruned)
+    conv = _convs(b)[2]
+    o, _, ky, kx = (conv.weight != 0).nonzero()[0].tolist()
+    with torch.no_grad():
+        conv.weight[o, :, ky, kx] = 0
+    with pytest.raises(
+        ValueError,
+        match=r"students\[1\] and students\[0\] have different filterlets "
+        r"pruned in Conv '.+' \(1 differ\)",
+    ):
+        soup([a, b])
+    with pytest.raises(ValueError, match="students is empty"):
+        soup([])
+    with pytest.raises(TypeError, match=r"students\[1\] must be a dtmm.torch.OnnxModule"):
+        soup([a, torch.nn.Linear(2, 2)])

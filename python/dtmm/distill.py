@@ -13,10 +13,14 @@ filterlets stay exactly zero throughout::
     distill(student, teacher, [x_cal, x_more], steps=5000)
     student.export_onnx("distilled.onnx", torch.from_numpy(x_cal[:1]))
     model = dtmm.load("distilled.onnx", calibration=x_cal)
+
+Students distilled from the same pruned start with different seeds average
+into one that is usually better than each (:func:`soup`).
 """
 
 from __future__ import annotations
 
+import copy
 import sys
 from collections.abc import Sequence
 
@@ -82,6 +86,43 @@ def _filterlet_masks(module: OnnxModule) -> list[tuple[torch.nn.Conv2d, torch.Te
             kept = (conv.weight.detach() != 0).any(dim=1, keepdim=True).float()
             masks.append((conv, kept.expand_as(conv.weight).contiguous()))
     return masks
+
+
+def soup(students: Sequence[OnnxModule]) -> OnnxModule:
+    """A new module whose every parameter is the mean of the ``students``'
+    (a "model soup", Wortsman et al., ICML 2022).
+
+    Meant for students distilled from one pruned start with different seeds
+    (other batch orders and augmentations): they keep the same filterlets,
+    whose mean stays exactly zero, and their mean usually does better than
+    any one of them (ResNet-8 at 30%: docs/accuracy.md). Raises ValueError
+    when the students are not the same graph or have different filterlets
+    pruned, whose mean would be neither model's sparsity."""
+    students = list(students)
+    if not students:
+        raise ValueError("soup: students is empty")
+    for k, s in enumerate(students):
+        if not isinstance(s, OnnxModule):
+            raise TypeError(f"soup: students[{k}] must be a dtmm.torch.OnnxModule, got {type(s)}")
+    states = [s.state_dict() for s in students]
+    first = states[0]
+    convs = [n[0] for n in students[0].nodes if n[1] == "Conv"]
+    masks = [m for _, m in _filterlet_masks(students[0])]
+    for k, (student, state) in enumerate(zip(students[1:], states[1:]), 1):
+        if state.keys() != first.keys() or any(state[n].shape != first[n].shape for n in first):
+            raise ValueError(f"soup: students[{k}] is not the same graph as students[0]")
+        for name, (_, mask), mask0 in zip(convs, _filterlet_masks(student), masks):
+            if not torch.equal(mask, mask0):
+                raise ValueError(
+                    f"soup: students[{k}] and students[0] have different filterlets pruned in "
+                    f"Conv '{name}' ({int((mask[:, 0] != mask0[:, 0]).sum())} differ); distil "
+                    "them from the same pruned start"
+                )
+    mean = copy.deepcopy(students[0])
+    mean.load_state_dict(
+        {n: torch.stack([s[n].double() for s in states]).mean(0).to(first[n].dtype) for n in first}
+    )
+    return mean.eval()
 
 
 class _Batches:
