@@ -421,8 +421,7 @@ def resnet8_distill(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp())
     dense = dtmm.load(onnx_path, calibration=cal_nchw)
     teacher = from_onnx(str(onnx_path)).eval()
-    op = "Relu" if args.features == "relu" else "Add"
-    features = [n[3] for n in teacher.nodes if n[1] == op]
+    features = teacher.outputs_of("Relu" if args.features == "relu" else "Add")
     sources = [cal_nchw]
     if args.synthetic:
         log(f"synthesizing {args.synthetic} inputs from the dense float model")

@@ -129,6 +129,10 @@ def test_float_onnx_becomes_a_trainable_module_with_the_same_function(tmp_path):
     assert session.get_outputs()[0].name in acts
     torch.testing.assert_close(acts[add.output[0]], acts[add.input[0]] + acts[add.input[1]])
     assert acts[add.output[0]].shape == (6, 16, 32, 32)  # the first residual block's output
+    graph = onnx.load(path).graph.node
+    for op in ("Relu", "Add"):
+        assert net.outputs_of(op) == [n.output[0] for n in graph if n.op_type == op]
+    assert len(net.outputs_of("Relu")) == 7 and net.outputs_of("LSTM") == []
     pruner = Pruner(net, filterlets=0.5)
     assert len(pruner.layers) == 9  # every conv of ResNet-8 is prunable
     # Exported again, only the convs with uneven pads (TF's SAME at stride 2)

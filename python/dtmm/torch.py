@@ -345,6 +345,12 @@ class OnnxModule(nn.Module):
         calibration data."""
         export_onnx(self, path, example_input, **kwargs)
 
+    def outputs_of(self, op_type: str) -> list[str]:
+        """The names of the tensors that the graph's ``op_type`` nodes (an
+        ONNX op type, e.g. ``"Relu"``) output, in graph order: features for
+        :func:`dtmm.distill.distill`."""
+        return [out for _, op, _, out, _, _ in self.nodes if op == op_type]
+
     def activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every tensor of the graph for input ``x``, by its ONNX name (for
         distillation from intermediate outputs)."""
