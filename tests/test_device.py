@@ -223,6 +223,12 @@ def test_device_convolution_left_shifts():
         t["y"].scale = np.array(
             [float(t["x"].scale[0]) * float(np.median(t["w"].scale))], np.float32
         )
+        if density < 1:
+            # Emptied filters, one shifting left and one right: the FWCS
+            # kernel's constant row requantizes their biases four at a time.
+            emptied = [int(np.argmax(t["w"].scale)), int(np.argmin(t["w"].scale))]
+            t["w"].data[emptied] = 0
+            t["b"].data[emptied] = [37, -37]  # a left shift doubles 37 at least
         zero_point = int(t["x"].zero_point[0])
         x = (zero_point + rng.integers(-2, 3, (1, 4, 9, 32))).astype(np.int8)
         for sparse in ("never", "always"):
@@ -231,6 +237,26 @@ def test_device_convolution_left_shifts():
             assert np.ptp(host) > 20 and (np.abs(host.astype(int)) < 127).mean() > 0.9
             got = device.run(blob, x, "qemu-m55").outputs[0]
             np.testing.assert_array_equal(got, host, err_msg=f"density={density} sparse={sparse}")
+
+
+def test_device_depthwise_left_shifts():
+    """A depthwise layer whose channels mix left and right shifts: the
+    Helium loop's general requantization (multiply_by_quantized_multiplier4)."""
+    from dtmm import latency
+
+    rng = np.random.default_rng(11)
+    shape = latency.LayerShape("DEPTHWISE_CONV_2D", 6 * 7 * 24, 6, 7, 24, 24, 3, 3)
+    model = latency.random_layer("DEPTHWISE_CONV_2D", shape, 1.0, rng)
+    t = model.tensors
+    t["w"].data = (np.sign(t["w"].data) * rng.integers(1, 3, t["w"].data.shape)).astype(np.int8)
+    t["b"].data = rng.integers(-20, 21, t["b"].data.shape).astype(np.int32)
+    t["y"].scale = np.array([float(t["x"].scale[0]) * float(np.median(t["w"].scale))], np.float32)
+    zero_point = int(t["x"].zero_point[0])
+    x = (zero_point + rng.integers(-3, 4, (1, 6, 7, 24))).astype(np.int8)
+    blob = dtmm.compile(model)
+    host = dtmm.Runtime(blob).run(x)
+    assert np.ptp(host) > 20 and (np.abs(host.astype(int)) < 127).mean() > 0.9
+    np.testing.assert_array_equal(device.run(blob, x, "qemu-m55").outputs[0], host)
 
 
 @pytest.mark.parametrize("case", test_rounding.LAYERS, ids=lambda c: "x".join(map(str, c)))

@@ -249,15 +249,19 @@ __attribute__((noinline)) inline void store_constants(const RunConv& c, int32_t 
 
 // The outputs of c's filters without runs (RunConv::constants) when the
 // chunk has any: each filter's folded bias requantized, four filters a
-// vector (the filters with runs get theirs too, and overwrite them).
+// vector (the filters with runs get theirs too, and overwrite them). The
+// tables are read through locals: a store through int8_t* may alias c, and
+// GCC reloaded c's pointers after every one.
 inline void constant_row(const RunConv& c, int8_t* row) {
   const int32x4_t lo = vdupq_n_s32(c.act_min), hi = vdupq_n_s32(c.act_max),
                   off = vdupq_n_s32(c.output_offset);
-  for (int32_t oc = c.oc_begin; oc < c.oc_end; oc += 4, row += 4) {
-    const mve_pred16_t p = vctp32q(static_cast<uint32_t>(c.oc_end - oc));
-    const int32x4_t v = multiply_by_quantized_multiplier4(vldrwq_z_s32(c.folded_bias + oc, p),
-                                                          vldrwq_z_s32(c.multiplier + oc, p),
-                                                          vldrwq_z_s32(c.shift + oc, p));
+  const int32_t *bias = c.folded_bias + c.oc_begin, *mult = c.multiplier + c.oc_begin,
+                *shift = c.shift + c.oc_begin;
+  for (int32_t n = c.oc_end - c.oc_begin; n > 0;
+       n -= 4, row += 4, bias += 4, mult += 4, shift += 4) {
+    const mve_pred16_t p = vctp32q(static_cast<uint32_t>(n));
+    const int32x4_t v = multiply_by_quantized_multiplier4(
+        vldrwq_z_s32(bias, p), vldrwq_z_s32(mult, p), vldrwq_z_s32(shift, p));
     vstrbq_p_s32(row, vminq_s32(vmaxq_s32(vaddq_s32(v, off), lo), hi), p);
   }
 }

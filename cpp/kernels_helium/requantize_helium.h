@@ -18,12 +18,11 @@ __attribute__((always_inline)) inline int32x4_t multiply_by_quantized_multiplier
                                                                                   int32x4_t mult,
                                                                                   int32x4_t shift) {
   const int32x4_t zero = vdupq_n_s32(0);
-  const int32x4_t left = vmaxq_s32(shift, zero);
-  const int32x4_t right = vmaxq_s32(vnegq_s32(shift), zero);
-  int32x4_t v = vqrdmulhq_s32(vshlq_s32(x, left), mult);
-  // Lanes that will be shifted right: add -1 when negative (v >> 31).
-  v = vaddq_m_s32(v, v, vshrq_n_s32(v, 31), vcmpgtq_n_s32(right, 0));
-  return vrshlq_s32(v, vnegq_s32(right));
+  const int32x4_t v = vqrdmulhq_s32(vshlq_s32(x, vmaxq_s32(shift, zero)), mult);
+  // Lanes that will be shifted right (shift >> 31 all ones): -1 when
+  // negative (v >> 31).
+  const int32x4_t down = vandq_s32(vshrq_n_s32(v, 31), vshrq_n_s32(shift, 31));
+  return vrshlq_s32(vaddq_s32(v, down), vminq_s32(shift, zero));
 }
 
 // The same when every lane's shift is negative (a right shift, the usual
