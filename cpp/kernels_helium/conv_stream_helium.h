@@ -347,6 +347,10 @@ inline void stream_rows(const RunConv& c, const Strip& shape) {
           list += k;
           // The sums of a row fill whole groups: when its outputs do not,
           // each row is requantized apart.
+          if (per_call == pixels) {
+            requantize_sums(c, *h, sums, pixels, out + oc);
+            continue;
+          }
           for (int32_t done = 0, r = 0; done < pixels; done += per_call, ++r)
             requantize_sums(c, *h, sums + r * row_sums, per_call, out + done * c.out_channels + oc);
         }
