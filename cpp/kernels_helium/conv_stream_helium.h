@@ -340,10 +340,14 @@ inline void stream_rows(const RunConv& c, const Strip& shape) {
         const int8_t* w = c.values;
         const uint8_t* list = c.blocks;
         int32_t oc = c.oc_begin - 1;
-        for (const FilterHead* h = c.heads; h < c.heads + c.filters; ++h) {
+        // Locals: every asm statement clobbers memory, and c's fields were
+        // loaded again for each filter.
+        const FilterHead* const end = c.heads + c.filters;
+        const bool dense = c.dense;
+        for (const FilterHead* h = c.heads; h < end; ++h) {
           oc += h->step;
-          const int32_t k = c.dense ? blocks : h->runs;
-          stream_filter(w, c.dense ? every : list, k, at, sums, seg);
+          const int32_t k = dense ? blocks : h->runs;
+          stream_filter(w, dense ? every : list, k, at, sums, seg);
           list += k;
           // The sums of a row fill whole groups: when its outputs do not,
           // each row is requantized apart.
