@@ -181,10 +181,10 @@ def distill(
     distribution from the teacher's plus, for each tensor named in
     ``features`` (default: the outputs of the graph's Add nodes, i.e. the
     residual blocks), its mean squared error relative to the teacher's mean
-    square (``teacher.outputs_of("Relu")`` matches every ReLU's output, which
-    did better on ResNet-8). Adam with a cosine schedule from ``lr``. ``augment=False`` turns
-    off the shifts, mirror images and mixup (for inputs where a mirror image
-    changes the class)."""
+    square (``teacher.outputs_of("Relu")`` matches every ReLU's output,
+    which did better on ResNet-8). Adam with a cosine schedule from ``lr``.
+    ``augment=False`` turns off the shifts, mirror images and mixup (for
+    inputs where a mirror image changes the class)."""
     for name, m in (("student", student), ("teacher", teacher)):
         if not isinstance(m, OnnxModule):
             raise TypeError(f"distill: {name} must be a dtmm.torch.OnnxModule, got {type(m)}")
