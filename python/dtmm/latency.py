@@ -201,8 +201,8 @@ class LayerShape:
         """The Helium depthwise loop's counts (depthwise_helium.h): per pixel
         a step per 16, 8 or 4 channels (as the depth divides), per step and
         tap a loop turn; border pixels, whose window crosses the padding
-        (TF SAME: the pads that the output size implies), are copied into a
-        patch first."""
+        (TF SAME on a square input: the pads that the output size implies),
+        are copied into a patch first."""
         width = 16 if self.c_in % 16 == 0 else 8 if self.c_in % 8 == 0 else 4
         steps = pixels * -(-self.c_in // width)
         size = round(np.sqrt(self.in_elements / max(self.c_in, 1)))
@@ -266,7 +266,8 @@ class LayerShape:
             # filters without kept filterlets: their constant outputs, per pixel
             "constant_pixels": pixels * -(-self.c_out // FILTER_CHUNK) * (live < self.c_out),
         }
-        values.update(self._depthwise_values(pixels, taps))
+        if self.kind == "DEPTHWISE_CONV_2D":
+            values.update(self._depthwise_values(pixels, taps))
         key = self.key
         if key.endswith("/rows"):
             if not self.kind.startswith("CONV_2D_FWCS"):  # dense: every tap of every filter
@@ -645,11 +646,11 @@ def fit(
         # others' as they were
         rng = np.random.default_rng([seed, zlib.crc32(kind.encode())])
         folds = np.array_split(rng.permutation(len(rows)), min(4, len(rows)))
+        every = np.arange(len(rows))
         rel = np.empty(len(rows))
         for held in folds:
-            train = (
-                np.setdiff1d(np.arange(len(rows)), held) if len(rows) > 4 else np.arange(len(rows))
-            )
+            # (four samples or fewer: too few to leave any out; the error is in-sample)
+            train = np.setdiff1d(every, held) if len(rows) > 4 else every
             rel[held] = np.abs(feats[held] @ _solve(feats[train], y[train]) - y[held]) / y[held]
         errors[kind] = {
             "held_out_mean_rel": round(float(rel.mean()), 4),
